@@ -1,0 +1,95 @@
+"""Context -> order-independent batch of fixed-length chunks ``doc_{i}: <chunk>`` with the prefix masked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from perk_ray.errors import InputError
+
+
+@dataclass
+class ChunkBatch:
+    """Chunks of one context. ``loss_mask[i, t]`` marks positions whose *next* token is a context token."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    loss_mask: Tensor
+    num_context_tokens: int
+
+    @property
+    def num_chunks(self) -> int:
+        return self.input_ids.shape[0]
+
+    def to(self, device: torch.device | str) -> "ChunkBatch":
+        return ChunkBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
+            self.num_context_tokens,
+        )
+
+    def select(self, index: Tensor | slice | list[int]) -> "ChunkBatch":
+        return ChunkBatch(self.input_ids[index], self.attention_mask[index], self.loss_mask[index],
+                          self.num_context_tokens)
+
+    def micro_batches(self, size: int) -> Iterator["ChunkBatch"]:
+        """Consecutive groups of at most ``size`` chunks, trimmed to their longest chunk."""
+        for start in range(0, self.num_chunks, size):
+            part = self.select(slice(start, start + size))
+            width = int(part.attention_mask.sum(dim=1).max())
+            yield ChunkBatch(part.input_ids[:, :width], part.attention_mask[:, :width], part.loss_mask[:, :width],
+                             part.num_context_tokens)
+
+    def shard(self, rank: int, world_size: int) -> "ChunkBatch":
+        """This rank's share of the chunks (round robin) for context parallelism."""
+        return self.select(list(range(rank, self.num_chunks, world_size)))
+
+
+def context_token_ids(tokenizer: PreTrainedTokenizerBase, context: str | Sequence[str]) -> list[list[int]]:
+    """Token ids of each segment of a context (a string is one segment)."""
+    segments = [context] if isinstance(context, str) else list(context)
+    if not segments or all(not s.strip() for s in segments):
+        raise InputError("context is empty: give at least one non-blank segment of text")
+    return [tokenizer.encode(s, add_special_tokens=False) for s in segments if s.strip()]
+
+
+def build_chunks(
+    tokenizer: PreTrainedTokenizerBase,
+    context: str | Sequence[str],
+    chunk_tokens: int,
+    max_context_tokens: int,
+    shuffle_ids: bool = False,
+    generator: torch.Generator | None = None,
+) -> ChunkBatch:
+    """Cut each segment into chunks of ``chunk_tokens`` tokens; chunk i becomes ``doc_{id}: <tokens>``.
+
+    With ``shuffle_ids`` the doc ids are a random permutation, so the encoding cannot rely on chunk order.
+    """
+    pieces: list[list[int]] = []
+    total = 0
+    for ids in context_token_ids(tokenizer, context):
+        total += len(ids)
+        pieces.extend(ids[i : i + chunk_tokens] for i in range(0, len(ids), chunk_tokens))
+    if total > max_context_tokens:
+        raise InputError(
+            f"context has {total} tokens, over the limit inner.max_context_tokens={max_context_tokens}"
+        )
+    doc_ids = torch.randperm(len(pieces), generator=generator).tolist() if shuffle_ids else range(len(pieces))
+    rows = []
+    for doc_id, piece in zip(doc_ids, pieces):
+        prefix = tokenizer.encode(f"doc_{doc_id}: ", add_special_tokens=False)
+        rows.append((prefix + piece, len(prefix)))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(rows), width), dtype=torch.float32)
+    for row, (ids, prefix_len) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        # position t predicts token t+1: targets are the chunk tokens at prefix_len .. len-1
+        loss_mask[row, prefix_len - 1 : len(ids) - 1] = 1.0
+    return ChunkBatch(input_ids, attention_mask, loss_mask, total)

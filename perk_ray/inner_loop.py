@@ -1,0 +1,161 @@
+"""The inner loop: K functional optimisation steps of the LoRA tensors on the weighted causal-LM loss of a context.
+
+Steps inside the truncation window (the last T) keep their graph (``create_graph=True``), so the outer loss
+backpropagates through them to the LoRA initialisation, the learned rates and the weighting model. Earlier steps
+are first-order: their gradients (and optimiser moments) are constants, while the update itself stays
+differentiable in the parameters and the learned rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from perk_ray.chunking import ChunkBatch
+from perk_ray.config import InnerConfig
+from perk_ray.model import BaseModel, lora_forward
+
+GradReduce = Callable[[list[Tensor]], list[Tensor]]
+# sqrt(x + _TINY) instead of sqrt(x): finite derivative at x = 0 (LoRA B starts at zero, so A's first gradient is 0)
+_TINY = 1e-20
+
+
+@dataclass
+class InnerResult:
+    """Adapted LoRA tensors and the inner loss measured at each step (before that step's update)."""
+
+    params: dict[str, Tensor]
+    losses: list[float] = field(default_factory=list)
+
+
+def _float_logits(logits: Tensor) -> Tensor:
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
+@torch.no_grad()
+def base_last_hidden(base: BaseModel, chunks: ChunkBatch) -> Tensor:
+    """Last hidden states of the frozen base (LoRA disabled): the input of the token weighting model."""
+    with base.model.disable_adapter():
+        out = base.model(input_ids=chunks.input_ids, attention_mask=chunks.attention_mask, output_hidden_states=True)
+    return out.hidden_states[-1]
+
+
+def chunk_loss_sum(
+    base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None, weights_grad: bool
+) -> Tensor:
+    """Sum over chunks of each chunk's (weighted) mean next-token CE on its context tokens.
+
+    The weights come from the base model's hidden states, so they do not depend on the LoRA tensors; they are
+    recomputed per micro-batch (no cache that grows with the context).
+    """
+    logits = _float_logits(lora_forward(base, params, chunks.input_ids, chunks.attention_mask).logits[:, :-1])
+    targets = chunks.input_ids[:, 1:]
+    mask = chunks.loss_mask[:, :-1].to(logits.dtype)
+    ce = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    if weighting is None:
+        weights = mask
+    else:
+        with torch.set_grad_enabled(weights_grad):
+            weights = weighting(base_last_hidden(base, chunks)[:, :-1], mask).to(ce.dtype)
+    return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
+
+
+def inner_gradients(
+    base: BaseModel,
+    params: dict[str, Tensor],
+    weighting: nn.Module | None,
+    chunks: ChunkBatch,
+    micro_batch: int,
+    total_chunks: int,
+    keep_graph: bool,
+) -> tuple[list[Tensor], Tensor]:
+    """Gradient of the inner loss (mean over all chunks) accumulated over micro-batches of chunks."""
+    names = list(params)
+    inputs = params if keep_graph else {n: p.detach().requires_grad_(True) for n, p in params.items()}
+    grads: list[Tensor] | None = None
+    loss_total = torch.zeros((), dtype=torch.float64)
+    for part in chunks.micro_batches(micro_batch):
+        with torch.enable_grad():
+            loss = chunk_loss_sum(base, inputs, part, weighting, weights_grad=keep_graph) / total_chunks
+            part_grads = torch.autograd.grad(loss, [inputs[n] for n in names], create_graph=keep_graph)
+        if not keep_graph:
+            part_grads = [g.detach() for g in part_grads]
+        grads = list(part_grads) if grads is None else [a + b for a, b in zip(grads, part_grads)]
+        loss_total = loss_total + loss.detach().double().cpu()
+    assert grads is not None
+    return grads, loss_total
+
+
+def clip_grad_norm(grads: list[Tensor], max_norm: float) -> list[Tensor]:
+    """Differentiable global-norm clipping."""
+    norm = torch.sqrt(sum((g * g).sum() for g in grads) + _TINY)
+    scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+    return [g * scale for g in grads]
+
+
+class InnerOptimizer:
+    """Differentiable SGD / AdamW (decoupled weight decay) over a dict of tensors."""
+
+    def __init__(self, cfg: InnerConfig, params: dict[str, Tensor]):
+        self.cfg = cfg
+        self.m = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.v = {n: torch.zeros_like(p) for n, p in params.items()}
+
+    def step(self, params: dict[str, Tensor], grads: list[Tensor], lrs: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+        cfg = self.cfg
+        new = {}
+        for (name, p), g in zip(params.items(), grads):
+            lr = lrs[name][k]
+            if cfg.optimizer == "sgd":
+                update = g
+            else:
+                b1, b2 = cfg.betas
+                self.m[name] = b1 * self.m[name] + (1 - b1) * g
+                self.v[name] = b2 * self.v[name] + (1 - b2) * g * g
+                m_hat = self.m[name] / (1 - b1 ** (k + 1))
+                v_hat = self.v[name] / (1 - b2 ** (k + 1))
+                update = m_hat / torch.sqrt(v_hat + cfg.eps**2)
+            if cfg.weight_decay:
+                update = update + cfg.weight_decay * p
+            new[name] = p - lr * update
+        return new
+
+
+def adapt(
+    base: BaseModel,
+    init: dict[str, Tensor],
+    lrs: dict[str, Tensor],
+    weighting: nn.Module | None,
+    chunks: ChunkBatch,
+    cfg: InnerConfig,
+    *,
+    create_graph: bool,
+    grad_reduce: GradReduce | None = None,
+    total_chunks: int | None = None,
+) -> InnerResult:
+    """Run the K inner steps from ``init``; ``create_graph`` keeps the last T steps differentiable (meta-training).
+
+    With context parallelism each rank passes its own chunks, ``total_chunks`` (all ranks) and a ``grad_reduce``
+    that sums the inner gradients over ranks differentiably.
+    """
+    if not create_graph:
+        init = {n: p.detach() for n, p in init.items()}
+        lrs = {n: lr.detach() for n, lr in lrs.items()}
+    params = dict(init)
+    optimizer = InnerOptimizer(cfg, params)
+    total = total_chunks or chunks.num_chunks
+    losses = []
+    for k in range(cfg.steps):
+        keep = create_graph and k >= cfg.steps - cfg.truncation
+        grads, loss = inner_gradients(base, params, weighting, chunks, cfg.micro_batch_chunks, total, keep)
+        if grad_reduce is not None:
+            *grads, loss = grad_reduce([*grads, loss.to(grads[0].device, grads[0].dtype)])
+        losses.append(float(loss))
+        if cfg.grad_clip is not None:
+            grads = clip_grad_norm(grads, cfg.grad_clip)
+        with torch.set_grad_enabled(create_graph):
+            params = optimizer.step(params, grads, lrs, k)
+    return InnerResult(params, losses)

@@ -1,0 +1,194 @@
+"""The meta-objective: meta-parameters, task preparation, the outer (answer) loss and one meta-step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from perk_ray.chunking import ChunkBatch, build_chunks
+from perk_ray.config import PerkConfig
+from perk_ray.inner_loop import GradReduce, InnerResult, _float_logits, adapt
+from perk_ray.model import BaseModel, current_lora_params, lora_forward
+from perk_ray.prompts import question_prompt, response_text
+from perk_ray.weighting import TokenWeighting
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class MetaParams(nn.Module):
+    """What meta-training learns: the LoRA initialisation, per-tensor per-step inner rates, the weighting model."""
+
+    def __init__(self, init: dict[str, Tensor], cfg: PerkConfig, hidden_size: int):
+        super().__init__()
+        inner = cfg.inner
+        self.names = list(init)
+        self.lora_init = nn.ParameterDict({_key(n): nn.Parameter(t.detach().clone()) for n, t in init.items()})
+        dtype = next(iter(init.values())).dtype
+        self.inner_lrs = nn.ParameterDict(
+            {_key(n): nn.Parameter(torch.full((inner.steps,), inner.lr, dtype=dtype), requires_grad=inner.learn_lrs)
+             for n in init}
+        )
+        self.weighting = None
+        if inner.weighting == "mlp":
+            self.weighting = TokenWeighting(hidden_size, inner.weighting_hidden, inner.weighting_activation,
+                                            inner.weighting_normalize).to(dtype)
+
+    @classmethod
+    def from_base(cls, base: BaseModel, cfg: PerkConfig) -> "MetaParams":
+        """Meta-initialisation: peft's LoRA initialisation (A random, B zero) and the configured inner rate."""
+        return cls(current_lora_params(base), cfg, base.hidden_size).to(base.device)
+
+    def init_params(self) -> dict[str, Tensor]:
+        return {n: self.lora_init[_key(n)] for n in self.names}
+
+    def lrs(self) -> dict[str, Tensor]:
+        return {n: self.inner_lrs[_key(n)] for n in self.names}
+
+
+@dataclass
+class QABatch:
+    """Question prompts and responses; ``labels`` is -100 on the prompt and padding."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+
+    def to(self, device: torch.device | str) -> "QABatch":
+        return QABatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
+
+
+@dataclass
+class PreparedTask:
+    """One context's chunks and its questions, tokenised."""
+
+    chunks: ChunkBatch
+    qa: QABatch
+
+    def to(self, device: torch.device | str) -> "PreparedTask":
+        return PreparedTask(self.chunks.to(device), self.qa.to(device))
+
+
+def build_qa_batch(tokenizer, num_documents: int, questions: Sequence[str], answers: Sequence[str],
+                   supports: Sequence[Sequence[str]] | None, use_support: bool) -> QABatch:
+    rows = []
+    for i, (question, answer) in enumerate(zip(questions, answers)):
+        support = list(supports[i]) if supports else None
+        prompt = tokenizer.encode(question_prompt(num_documents, question), add_special_tokens=False)
+        response = tokenizer.encode(response_text(answer, support, use_support), add_special_tokens=False)
+        response = response + [tokenizer.eos_token_id]
+        rows.append((prompt + response, len(prompt)))
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    labels = torch.full_like(input_ids, -100)
+    for row, (ids, prompt_len) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+        labels[row, prompt_len : len(ids)] = torch.tensor(ids[prompt_len:])
+    return QABatch(input_ids, attention_mask, labels)
+
+
+def prepare_task(tokenizer, cfg: PerkConfig, context: str | Sequence[str], questions: Sequence[str],
+                 answers: Sequence[str], supports: Sequence[Sequence[str]] | None = None,
+                 generator: torch.Generator | None = None, shuffle: bool | None = None) -> PreparedTask:
+    """Tokenise a context into chunks (doc ids shuffled when training) and its question/answer pairs."""
+    inner = cfg.inner
+    shuffle = inner.shuffle_chunks if shuffle is None else shuffle
+    chunks = build_chunks(tokenizer, context, inner.chunk_tokens, inner.max_context_tokens, shuffle, generator)
+    qa = build_qa_batch(tokenizer, chunks.num_chunks, questions, answers, supports, cfg.outer.use_support)
+    return PreparedTask(chunks, qa)
+
+
+def answer_loss(base: BaseModel, params: dict[str, Tensor], qa: QABatch) -> Tensor:
+    """Mean CE of the response tokens given the question prompt, with the adapted LoRA and no context."""
+    logits = _float_logits(lora_forward(base, params, qa.input_ids, qa.attention_mask).logits[:, :-1])
+    targets = qa.labels[:, 1:]
+    return nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=-100)
+
+
+@dataclass
+class TaskLoss:
+    loss: Tensor
+    inner: InnerResult
+
+
+def task_loss(base: BaseModel, meta: MetaParams, task: PreparedTask, cfg: PerkConfig, *, create_graph: bool = True,
+              grad_reduce: GradReduce | None = None, total_chunks: int | None = None) -> TaskLoss:
+    """Encode the context with the inner loop, then the answer loss with the adapted memory."""
+    inner = adapt(base, meta.init_params(), meta.lrs(), meta.weighting, task.chunks, cfg.inner,
+                  create_graph=create_graph, grad_reduce=grad_reduce, total_chunks=total_chunks)
+    return TaskLoss(answer_loss(base, inner.params, task.qa), inner)
+
+
+def build_outer_optimizer(meta: MetaParams, cfg: PerkConfig, total_steps: int):
+    """AdamW over the meta-parameters with linear warmup then cosine decay to 10%."""
+    outer = cfg.outer
+    lr_params = [p for p in meta.inner_lrs.parameters() if p.requires_grad]
+    other = [p for name, p in meta.named_parameters() if not name.startswith("inner_lrs") and p.requires_grad]
+    groups = [{"params": other, "lr": outer.lr}]
+    if lr_params:
+        groups.append({"params": lr_params, "lr": outer.lr_lr or outer.lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=outer.lr, betas=outer.betas, weight_decay=outer.weight_decay)
+    warmup = max(1, int(round(outer.warmup_frac * total_steps)))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+@dataclass
+class StepStats:
+    """What one meta-step measured on this process."""
+
+    outer_loss: float
+    inner_first: float
+    inner_last: float
+    grad_norm: float
+    context_tokens: int
+
+
+def meta_step(base: BaseModel, meta: MetaParams, tasks: Sequence[PreparedTask], cfg: PerkConfig,
+              optimizer: torch.optim.Optimizer, scheduler=None, *, global_batch: int | None = None,
+              sync_grads: Callable[[MetaParams], None] | None = None,
+              grad_reduce: GradReduce | None = None, total_chunks: Sequence[int] | None = None) -> StepStats:
+    """Accumulate the meta-gradient over this process's tasks, sync it, clip and step the outer optimiser.
+
+    ``global_batch`` is the number of tasks over all workers (the loss is their mean); ``sync_grads`` sums the
+    meta-gradients over workers (data parallel); ``grad_reduce``/``total_chunks`` shard each context's chunks
+    over ranks (context parallel).
+    """
+    optimizer.zero_grad(set_to_none=True)
+    global_batch = global_batch or len(tasks)
+    stats = []
+    for i, task in enumerate(tasks):
+        result = task_loss(base, meta, task, cfg, create_graph=True, grad_reduce=grad_reduce,
+                           total_chunks=total_chunks[i] if total_chunks else None)
+        (result.loss / global_batch).backward()
+        stats.append((result.loss.item(), result.inner.losses[0], result.inner.losses[-1],
+                      task.chunks.num_context_tokens))
+    if sync_grads is not None:
+        sync_grads(meta)
+    params = [p for p in meta.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    max_norm = cfg.outer.grad_clip if cfg.outer.grad_clip is not None else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    n = max(1, len(stats))
+    return StepStats(
+        outer_loss=sum(s[0] for s in stats) / n, inner_first=sum(s[1] for s in stats) / n,
+        inner_last=sum(s[2] for s in stats) / n, grad_norm=grad_norm, context_tokens=sum(s[3] for s in stats),
+    )
