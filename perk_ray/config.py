@@ -135,6 +135,8 @@ class TrainConfig(_Section):
     max_failures: int = Field(2, ge=0)
     seed: int = 0
     log_every: int = Field(10, ge=1)
+    tracking: Literal["none", "mlflow", "wandb"] = "none"
+    tracking_project: str = "perk-ray"
 
 
 class ServeConfig(_Section):

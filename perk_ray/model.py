@@ -72,6 +72,13 @@ def tiny_qwen2_config(cfg: ModelConfig, vocab_size: int) -> Qwen2Config:
     )
 
 
+def _unreachable(name: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"model.name={name!r}: not a preset (tiny, smollm2-135m), an existing local model directory, "
+        f"or a reachable Hugging Face id ({err.__class__.__name__}: {str(err).splitlines()[0][:200]})"
+    )
+
+
 @lru_cache(maxsize=2)
 def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model name or preset (``tiny``: byte-level; ``smollm2-135m``: from the GGUF file)."""
@@ -80,7 +87,10 @@ def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
     elif name == "smollm2-135m":
         tokenizer = AutoTokenizer.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+        except (OSError, ValueError) as err:
+            raise _unreachable(name, err) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -98,11 +108,8 @@ def _load_causal_lm(cfg: ModelConfig, vocab_size: int) -> torch.nn.Module:
         return AutoModelForCausalLM.from_pretrained(smollm2_dir(), gguf_file=SMOLLM2_GGUF, **common)
     try:
         return AutoModelForCausalLM.from_pretrained(cfg.name, **common)
-    except OSError as err:
-        raise ConfigError(
-            f"model.name={cfg.name!r}: not a preset (tiny, smollm2-135m), a local model directory, "
-            f"or a reachable Hugging Face id ({err.__class__.__name__})"
-        ) from None
+    except (OSError, ValueError) as err:
+        raise _unreachable(cfg.name, err) from None
 
 
 def model_fingerprint(cfg: ModelConfig) -> str:

