@@ -1,0 +1,78 @@
+"""Ray Train end to end: a killed worker resumes and matches an uninterrupted run; bad configs fail fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from safetensors.torch import load_file
+
+from perk_ray.config import load_config
+from perk_ray.engine import PerkEngine
+from perk_ray.errors import ConfigError, InputError
+from perk_ray.train.data_prep import prepare_splits
+from perk_ray.train.ray_trainer import fit
+
+OVERRIDES = ["train.max_steps=4", "train.checkpoint_every=2", "train.eval_every=2", "train.log_every=1",
+             "data.train_count=12", "data.dev_count=2", "data.test_count=2", "outer.batch_size=2",
+             "inner.chunk_tokens=32", "model.tiny.hidden_size=32", "model.tiny.intermediate_size=64",
+             "train.max_failures=1"]
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    marker_dir = tmp_path_factory.mktemp("markers")
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {
+        "PERK_FAIL_AT_STEP": "2", "PERK_FAIL_MARKER": str(marker_dir / "failed"), "OMP_NUM_THREADS": "1"}})
+    yield marker_dir / "failed"
+    ray.shutdown()
+
+
+def _meta_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
+    tensors = load_file(str(checkpoint / "adapter" / "adapter_model.safetensors"))
+    tensors.update(load_file(str(checkpoint / "inner_lrs.safetensors")))
+    return tensors
+
+
+def _run(tmp_path: Path, name: str):
+    cfg = load_config("tiny", [*OVERRIDES, f"train.output_dir={tmp_path / name}"])
+    run_dir = Path(cfg.train.output_dir)
+    splits = prepare_splits(cfg, tmp_path / "shared-data")
+    return fit(cfg, splits["train"], splits["dev"], run_dir)
+
+
+def test_killed_worker_resumes_and_matches_uninterrupted_run(local_ray, tmp_path):
+    marker = local_ray
+    marker.write_text("already failed")  # the uninterrupted run must not be killed
+    clean = _run(tmp_path, "clean")
+    marker.unlink()
+    resumed = _run(tmp_path, "killed")
+    assert marker.exists(), "the worker was never killed"
+    assert resumed.metrics["step"] == clean.metrics["step"] == 4
+    a, b = _meta_tensors(clean.final_checkpoint), _meta_tensors(resumed.final_checkpoint)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+    lines = (resumed.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) > 4  # steps 3-4 were replayed after the kill: nothing finished was lost
+    engine = PerkEngine.from_checkpoint(resumed.best_checkpoint)
+    assert engine.answer(engine.encode("The code of lemon is seven."), ["What is the code of lemon?"])
+
+
+def test_more_workers_than_cpus_fails_fast(local_ray, tmp_path):
+    cfg = load_config("tiny", [*OVERRIDES, "train.num_workers=4", "outer.batch_size=4"])
+    with pytest.raises(ConfigError, match=r"train.num_workers=4 .* needs 4 CPUs; the Ray cluster has 2"):
+        fit(cfg, tmp_path / "train.parquet", tmp_path / "dev.parquet", tmp_path / "run")
+
+
+def test_missing_data_fails_fast(tmp_path):
+    cfg = load_config("tiny", [f"data.train_path={tmp_path}/missing.parquet"])
+    with pytest.raises(InputError, match=r"data.train_path=.*missing.parquet.*no such file"):
+        prepare_splits(cfg, tmp_path)
+
+
+def test_unknown_strategy_is_refused():
+    with pytest.raises(ConfigError, match=r"`train.strategy`.*'ddp', 'fsdp' or 'cp'.*got 'zero'"):
+        load_config("tiny", ["train.strategy=zero"])
