@@ -1,0 +1,110 @@
+"""Without a Ray cluster: the cache pieces, serial model calls, the serving configuration, load-test helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import torch
+
+from perk_ray.checkpoint import save_meta_checkpoint
+from perk_ray.config import load_config
+from perk_ray.engine import Memory, PerkEngine
+from perk_ray.errors import ConfigError
+from serving.app import build_app
+from serving.cache import AdapterDir, ByteLRU, adapter_info, context_key
+from serving.deployments import SerialRunner
+from serving.loadtest import make_document, parse_args, percentile
+from serving.settings import engine_config, engine_digest, load_engine, load_serving_config, serving_note
+
+
+def test_lru_is_bounded_by_bytes_and_evicts_least_recently_used():
+    lru: ByteLRU[str] = ByteLRU(capacity=10)
+    assert lru.put("a", "A", 4) == [] and lru.put("b", "B", 4) == []
+    assert lru.get("a") == "A"  # a is now the most recent
+    assert lru.put("c", "C", 4) == ["b"]
+    assert "a" in lru and "c" in lru and lru.nbytes == 8
+    assert lru.put("huge", "H", 11) == [] and "huge" not in lru  # larger than the whole cache: not kept
+    assert lru.pop("a") == "A" and lru.nbytes == 4 and len(lru) == 1
+
+
+def test_adapter_dir_round_trip_is_atomic(tmp_path):
+    memory = Memory({"x.lora_A.default.weight": torch.randn(2, 3)}, num_chunks=2, num_tokens=100,
+                    inner_losses=[1.5, 1.2], encode_seconds=0.25)
+    info = adapter_info("k1", memory)
+    store = AdapterDir(tmp_path)
+    store.write(info, memory)
+    assert [p.name for p in tmp_path.iterdir()] == ["k1.safetensors"]  # no temporary file left
+    read_info, read = store.read("k1")
+    assert read_info == info and read.num_tokens == 100 and read.inner_losses == [1.5, 1.2]
+    assert torch.equal(read.params["x.lora_A.default.weight"], memory.params["x.lora_A.default.weight"])
+    assert store.read("missing") is None
+    assert store.delete("k1") and not store.delete("k1")
+
+
+def test_serial_runner_keeps_the_model_locked_until_a_cancelled_call_returns():
+    running: list[int] = []
+
+    def work(seconds: float) -> float:
+        running.append(1)
+        assert len(running) == 1, "two model calls overlap"
+        time.sleep(seconds)
+        running.pop()
+        return seconds
+
+    async def scenario() -> None:
+        run = SerialRunner()
+        first = asyncio.ensure_future(run(work, 0.3))
+        await asyncio.sleep(0.05)
+        first.cancel()  # the caller gives up (timeout, client gone); its thread cannot be stopped
+        assert await run(work, 0.01) == 0.01  # waits for the cancelled call's thread
+        with pytest.raises(asyncio.CancelledError):
+            await first
+
+    asyncio.run(scenario())
+
+
+def test_context_key_depends_on_encoding_config_and_text():
+    tiny = engine_digest(load_config("tiny"))
+    assert context_key(tiny, "doc") == context_key(tiny, "doc")
+    assert context_key(tiny, "doc") != context_key(tiny, "doc2")
+    assert engine_digest(load_config("tiny", ["inner.steps=2"])) != tiny
+    assert engine_digest(load_config("tiny", ["serve.max_questions=2", "serve.cache_dir=/tmp/x"])) == tiny
+
+
+def test_checkpoint_serving_uses_its_config_and_contents_in_the_key(tmp_path):
+    trained = PerkEngine.from_config(load_config("tiny", ["inner.steps=2", "inner.truncation=1"]))
+    save_meta_checkpoint(tmp_path / "a", trained.base, trained.meta, trained.cfg)
+    with torch.no_grad():
+        next(iter(trained.meta.inner_lrs.values())).mul_(2)
+    save_meta_checkpoint(tmp_path / "b", trained.base, trained.meta, trained.cfg)
+    cfg_a, cfg_b = (load_serving_config({"PERK_CHECKPOINT": str(tmp_path / n)}) for n in "ab")
+    assert engine_config(cfg_a).inner.steps == 2 and engine_config(cfg_a).serve == cfg_a.serve
+    assert len({engine_digest(cfg_a), engine_digest(cfg_b), engine_digest(load_config("tiny"))}) == 3
+    engine = load_engine(cfg_a)
+    assert engine.cfg.inner.steps == 2 and engine.encode("some text").num_tokens == 9
+
+
+def test_serving_config_from_environment(tmp_path):
+    cfg = load_serving_config({"PERK_OVERRIDES": "serve.max_questions=3 serve.encoder_max_replicas=4"})
+    assert cfg.preset == "tiny" and cfg.serve.max_questions == 3 and cfg.serve.encoder_max_replicas == 4
+    assert "tiny" in serving_note(cfg)
+    with_ckpt = load_serving_config({"PERK_CHECKPOINT": str(tmp_path)})
+    assert with_ckpt.serve.checkpoint == str(tmp_path) and serving_note(with_ckpt) is None
+    with pytest.raises(ConfigError, match="serve.max_questions"):
+        load_serving_config({"PERK_OVERRIDES": "serve.max_questions=0"})
+
+
+def test_build_app_rejects_inconsistent_scaling():
+    with pytest.raises(ConfigError, match="encoder_min_replicas"):
+        build_app(load_config("tiny", ["serve.encoder_min_replicas=3", "serve.encoder_max_replicas=2"]))
+
+
+def test_loadtest_helpers():
+    assert make_document("a", 200) == make_document("a", 200) != make_document("b", 200)
+    assert len(make_document("a", 200)) >= 200
+    assert percentile([float(i) for i in range(1, 101)], 50) == 50 and percentile([3.0], 99) == 3
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99
+    with pytest.raises(SystemExit):
+        parse_args(["--url", "http://example.com:8000"])
