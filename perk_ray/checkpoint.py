@@ -2,7 +2,7 @@
 
 A meta-checkpoint directory holds:
   adapter/                 PEFT adapter folder with the meta-learned LoRA initialisation (PeftModel.from_pretrained)
-  inner_lrs.safetensors    learned per-tensor per-step inner learning rates
+  inner_lrs.safetensors    learned per-tensor per-step inner learning rates (the rates, not their logs)
   weighting.safetensors    the token weighting model (absent when inner.weighting=none)
   config.yaml              the full PerkConfig
   perk.json                format version, base-model fingerprint and free-form info (step, metrics)
@@ -90,7 +90,7 @@ def save_meta_checkpoint(path: str | Path, base: BaseModel, meta: MetaParams, cf
     """Write a meta-checkpoint directory atomically; an existing one at ``path`` is replaced whole."""
     with atomic_directory(path) as tmp:
         write_adapter_folder(tmp / "adapter", base, meta.init_params())
-        save_file({k: v.detach().cpu().contiguous() for k, v in meta.inner_lrs.items()},
+        save_file({k: v.detach().exp().cpu().contiguous() for k, v in meta.log_inner_lrs.items()},
                   str(tmp / "inner_lrs.safetensors"))
         if meta.weighting is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in meta.weighting.state_dict().items()},
@@ -141,10 +141,10 @@ def load_meta_params(path: str | Path, base: BaseModel, meta: MetaParams) -> Che
         for name in meta.names:
             key = name.replace(".", "__")
             meta.lora_init[key].copy_(init[name])
-            if lrs[key].shape != meta.inner_lrs[key].shape:
+            if lrs[key].shape != meta.log_inner_lrs[key].shape:
                 raise CheckpointError(f"checkpoint {path}: inner_lrs has {lrs[key].shape[0]} steps, "
-                                      f"config inner.steps={meta.inner_lrs[key].shape[0]}")
-            meta.inner_lrs[key].copy_(lrs[key])
+                                      f"config inner.steps={meta.log_inner_lrs[key].shape[0]}")
+            meta.log_inner_lrs[key].copy_(lrs[key].log())
     if meta.weighting is not None:
         meta.weighting.load_state_dict(load_file(str(path / "weighting.safetensors")))
     return ckpt

@@ -22,7 +22,11 @@ def _key(name: str) -> str:
 
 
 class MetaParams(nn.Module):
-    """What meta-training learns: the LoRA initialisation, per-tensor per-step inner rates, the weighting model."""
+    """What meta-training learns: the LoRA initialisation, per-tensor per-step inner rates, the weighting model.
+
+    The rates are learned in log space (``log_inner_lrs``): they stay positive and an outer step changes them by a
+    bounded factor, whatever their scale relative to the outer learning rate.
+    """
 
     def __init__(self, init: dict[str, Tensor], cfg: PerkConfig, hidden_size: int):
         super().__init__()
@@ -30,9 +34,9 @@ class MetaParams(nn.Module):
         self.names = list(init)
         self.lora_init = nn.ParameterDict({_key(n): nn.Parameter(t.detach().clone()) for n, t in init.items()})
         dtype = next(iter(init.values())).dtype
-        self.inner_lrs = nn.ParameterDict(
-            {_key(n): nn.Parameter(torch.full((inner.steps,), inner.lr, dtype=dtype), requires_grad=inner.learn_lrs)
-             for n in init}
+        log_lr = torch.full((inner.steps,), inner.lr, dtype=dtype).log()
+        self.log_inner_lrs = nn.ParameterDict(
+            {_key(n): nn.Parameter(log_lr.clone(), requires_grad=inner.learn_lrs) for n in init}
         )
         self.weighting = None
         if inner.weighting == "mlp":
@@ -48,7 +52,7 @@ class MetaParams(nn.Module):
         return {n: self.lora_init[_key(n)] for n in self.names}
 
     def lrs(self) -> dict[str, Tensor]:
-        return {n: self.inner_lrs[_key(n)] for n in self.names}
+        return {n: self.log_inner_lrs[_key(n)].exp() for n in self.names}
 
 
 @dataclass
@@ -129,8 +133,8 @@ def task_loss(base: BaseModel, meta: MetaParams, task: PreparedTask, cfg: PerkCo
 def build_outer_optimizer(meta: MetaParams, cfg: PerkConfig, total_steps: int):
     """AdamW over the meta-parameters with linear warmup then cosine decay to 10%."""
     outer = cfg.outer
-    lr_params = [p for p in meta.inner_lrs.parameters() if p.requires_grad]
-    other = [p for name, p in meta.named_parameters() if not name.startswith("inner_lrs") and p.requires_grad]
+    lr_params = [p for p in meta.log_inner_lrs.parameters() if p.requires_grad]
+    other = [p for name, p in meta.named_parameters() if not name.startswith("log_inner_lrs") and p.requires_grad]
     groups = [{"params": other, "lr": outer.lr}]
     if lr_params:
         groups.append({"params": lr_params, "lr": outer.lr_lr or outer.lr, "weight_decay": 0.0})

@@ -42,3 +42,31 @@ def float64_qwen(monkeypatch):
     monkeypatch.setattr(modeling_qwen2, "eager_attention_forward", _eager_attention_keep_dtype)
     torch.manual_seed(0)
     yield
+
+
+KV_OVERRIDES = ["outer.lr=0.003", "outer.batch_size=4", "inner.chunk_tokens=64"]
+KV_PAIRS = 2
+
+
+def kv_records(count: int, seed: int, split: str) -> list[dict]:
+    """kv-recall tasks with two facts per context (chance: 1 in 10 digit words)."""
+    from perk_ray.data import generate
+
+    return [{"id": r.id, "context": r.context, "question": r.question, "answer": r.answer, "support": r.support}
+            for r in generate("kv-recall", count=count, target_tokens=None, seed=seed, split=split, num_pairs=KV_PAIRS)]
+
+
+@pytest.fixture(scope="session")
+def kv_checkpoint(tmp_path_factory):
+    """A tiny base briefly pre-trained on kv-recall text, then meta-trained with PERK (frozen base) for 150 steps."""
+    from perk_ray.pretrain import pretrain_tiny_base, task_text
+    from perk_ray.train.loop import MetaTrainer
+
+    root = tmp_path_factory.mktemp("kv")
+    base_dir = pretrain_tiny_base(load_config("tiny").model, task_text(kv_records(1000, 5, "pretrain")),
+                                  root / "base", steps=200, batch_size=8, seq_len=96, log=lambda _: None)
+    cfg = load_config("tiny", [*KV_OVERRIDES, f"model.pretrained_dir={base_dir}", "train.max_steps=150"])
+    trainer = MetaTrainer(cfg, kv_records(1000, 0, "train"), [])
+    while trainer.step < trainer.total_steps:
+        trainer.run_step()
+    return trainer.save(root / "checkpoint", {})

@@ -54,7 +54,7 @@ def test_meta_gradient_matches_finite_differences(float64_qwen, optimizer):
     loss.backward()
     lora_a = meta.lora_init[next(k for k in meta.lora_init.keys() if "lora_A" in k)]
     lora_b = meta.lora_init[next(k for k in meta.lora_init.keys() if "lora_B" in k)]
-    rate = next(iter(meta.inner_lrs.values()))
+    rate = next(iter(meta.log_inner_lrs.values()))
     weighting = meta.weighting.net[2].weight
     checks = [(lora_a, (0, 1)), (lora_b, (1, 0)), (rate, (0,)), (rate, (1,)), (weighting, (0, 3))]
     for param, index in checks:
@@ -68,7 +68,7 @@ def test_rates_inside_truncation_window_are_exact(float64_qwen):
     """With T < K the gradient of a rate of a kept step is exact (every later step keeps its graph)."""
     cfg, base, meta, task = _setup("inner.steps=3", "inner.truncation=2")
     _loss(cfg, base, meta, task).backward()
-    rate = next(iter(meta.inner_lrs.values()))
+    rate = next(iter(meta.log_inner_lrs.values()))
     for k in (1, 2):
         assert rate.grad[k].item() == pytest.approx(_finite_difference(cfg, base, meta, task, rate, (k,)), rel=1e-5)
 

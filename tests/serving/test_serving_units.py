@@ -77,7 +77,7 @@ def test_checkpoint_serving_uses_its_config_and_contents_in_the_key(tmp_path):
     trained = PerkEngine.from_config(load_config("tiny", ["inner.steps=2", "inner.truncation=1"]))
     save_meta_checkpoint(tmp_path / "a", trained.base, trained.meta, trained.cfg)
     with torch.no_grad():
-        next(iter(trained.meta.inner_lrs.values())).mul_(2)
+        next(iter(trained.meta.log_inner_lrs.values())).add_(0.5)
     save_meta_checkpoint(tmp_path / "b", trained.base, trained.meta, trained.cfg)
     cfg_a, cfg_b = (load_serving_config({"PERK_CHECKPOINT": str(tmp_path / n)}) for n in "ab")
     assert engine_config(cfg_a).inner.steps == 2 and engine_config(cfg_a).serve == cfg_a.serve
