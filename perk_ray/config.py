@@ -113,6 +113,7 @@ class DataConfig(_Section):
     dev_path: str | None = None
     test_path: str | None = None
     lengths: list[int] = [256]
+    test_lengths: list[int] | None = Field(None, description="Lengths of the generated test split (default: lengths).")
     train_count: int = Field(200, ge=1)
     dev_count: int = Field(32, ge=1)
     test_count: int = Field(64, ge=1)

@@ -44,12 +44,13 @@ def base_last_hidden(base: BaseModel, chunks: ChunkBatch) -> Tensor:
 
 
 def chunk_loss_sum(
-    base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None, weights_grad: bool
+    base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None, weights_grad: bool,
+    hidden: Tensor | None = None,
 ) -> Tensor:
     """Sum over chunks of each chunk's (weighted) mean next-token CE on its context tokens.
 
-    The weights come from the base model's hidden states, so they do not depend on the LoRA tensors; they are
-    recomputed per micro-batch (no cache that grows with the context).
+    The weights come from the base model's last hidden states (``hidden``, computed here when not given), so they
+    do not depend on the LoRA tensors.
     """
     logits = _float_logits(lora_forward(base, params, chunks.input_ids, chunks.attention_mask).logits[:, :-1])
     targets = chunks.input_ids[:, 1:]
@@ -58,8 +59,9 @@ def chunk_loss_sum(
     if weighting is None:
         weights = mask
     else:
+        hidden = base_last_hidden(base, chunks) if hidden is None else hidden
         with torch.set_grad_enabled(weights_grad):
-            weights = weighting(base_last_hidden(base, chunks)[:, :-1], mask).to(ce.dtype)
+            weights = weighting(hidden[:, :-1], mask).to(ce.dtype)
     return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
 
 
@@ -71,15 +73,25 @@ def inner_gradients(
     micro_batch: int,
     total_chunks: int,
     keep_graph: bool,
+    hidden_cache: list[Tensor] | None = None,
 ) -> tuple[list[Tensor], Tensor]:
-    """Gradient of the inner loss (mean over all chunks) accumulated over micro-batches of chunks."""
+    """Gradient of the inner loss (mean over all chunks) accumulated over micro-batches of chunks.
+
+    ``hidden_cache`` holds the base hidden states per micro-batch for the weighting model: filled on the first
+    step, reused by the later ones (the base is frozen, so they do not change).
+    """
     names = list(params)
     inputs = params if keep_graph else {n: p.detach().requires_grad_(True) for n, p in params.items()}
     grads: list[Tensor] | None = None
     loss_total = torch.zeros((), dtype=torch.float64)
-    for part in chunks.micro_batches(micro_batch):
+    for index, part in enumerate(chunks.micro_batches(micro_batch)):
+        hidden = None
+        if weighting is not None and hidden_cache is not None:
+            if index == len(hidden_cache):
+                hidden_cache.append(base_last_hidden(base, part))
+            hidden = hidden_cache[index]
         with torch.enable_grad():
-            loss = chunk_loss_sum(base, inputs, part, weighting, weights_grad=keep_graph) / total_chunks
+            loss = chunk_loss_sum(base, inputs, part, weighting, keep_graph, hidden) / total_chunks
             part_grads = torch.autograd.grad(loss, [inputs[n] for n in names], create_graph=keep_graph)
         if not keep_graph:
             part_grads = [g.detach() for g in part_grads]
@@ -147,10 +159,12 @@ def adapt(
     params = dict(init)
     optimizer = InnerOptimizer(cfg, params)
     total = total_chunks or chunks.num_chunks
-    losses = []
+    losses: list[float] = []
+    hidden_cache: list[Tensor] = []
     for k in range(cfg.steps):
         keep = create_graph and k >= cfg.steps - cfg.truncation
-        grads, loss = inner_gradients(base, params, weighting, chunks, cfg.micro_batch_chunks, total, keep)
+        grads, loss = inner_gradients(base, params, weighting, chunks, cfg.micro_batch_chunks, total, keep,
+                                      hidden_cache)
         if grad_reduce is not None:
             *grads, loss = grad_reduce([*grads, loss.to(grads[0].device, grads[0].dtype)])
         losses.append(float(loss))

@@ -26,14 +26,21 @@ def prepare_splits(cfg: PerkConfig, run_dir: Path, log=print) -> dict[str, Path]
     paths = {name: out / f"{name}.parquet" for name in SPLITS}
     if all(p.exists() for p in paths.values()):
         return paths
-    from perk_ray.data.io import write_parquet
+    from perk_ray.data import generate, write_parquet
     from perk_ray.data.splits import make_splits
 
-    counts = {"train": data.train_count, "dev": data.dev_count, "test": data.test_count}
+    counts = {"train": data.train_count, "dev": data.dev_count}
     total = sum(counts.values())
-    log(f"generating {data.task} data: {counts} per length {data.lengths} (seed {data.seed}) -> {out}")
-    splits = make_splits(data.task, lengths=list(data.lengths), count=total, seed=data.seed,
-                         tokenizer=load_tokenizer(cfg.model.name), fractions={k: v / total for k, v in counts.items()})
+    test_lengths = list(data.test_lengths or data.lengths)
+    log(f"generating {data.task} data: {counts} per length {data.lengths}, test {data.test_count} per length "
+        f"{test_lengths} (seed {data.seed}) -> {out}")
+    tokenizer = load_tokenizer(cfg.model.name)
+    splits = make_splits(data.task, lengths=list(data.lengths), count=total, seed=data.seed, tokenizer=tokenizer,
+                         fractions={k: v / total for k, v in counts.items()})
+    taken = {r.source_id for records in splits.values() for r in records}
+    splits["test"] = [r for length in test_lengths for r in generate(
+        data.task, count=data.test_count, target_tokens=length, seed=data.seed, tokenizer=tokenizer, split="test",
+        exclude_sources=taken)]
     out.mkdir(parents=True, exist_ok=True)
     for name, records in splits.items():
         write_parquet(records, paths[name])

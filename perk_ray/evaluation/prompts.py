@@ -1,0 +1,60 @@
+"""The prompt-based baselines' prompt (context in the prompt) and fitting it into the model's window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+from transformers import PreTrainedTokenizerBase
+
+from perk_ray.data.schema import SEGMENT_SEPARATOR
+
+Overflow = Literal["truncate", "skip"]
+
+
+def icl_prompt(context: str, question: str) -> str:
+    """The context, then the question and ``Answer:`` (the same answer cue as PERK's memory prompt)."""
+    return f"{context}\n\n{question.strip()}\nAnswer:"
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    """A prompt that fits the window (``text``), or None when the example is impossible under ``skip``."""
+
+    text: str | None
+    prompt_tokens: int
+    context_tokens: int
+    dropped_tokens: int = 0
+
+    @property
+    def status(self) -> str:
+        return "impossible" if self.text is None else "truncated" if self.dropped_tokens else "ok"
+
+
+def _count(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def fit_prompt(tokenizer: PreTrainedTokenizerBase, context: Sequence[str], question: str, max_prompt_tokens: int,
+               overflow: Overflow) -> FittedPrompt:
+    """The ICL prompt of a context (segments joined by newlines) within ``max_prompt_tokens`` tokens.
+
+    When it does not fit, ``truncate`` drops context tokens from the left (the question is kept) and ``skip``
+    marks the example impossible. A question alone over the limit is impossible either way.
+    """
+    joined = SEGMENT_SEPARATOR.join(context)
+    prompt = icl_prompt(joined, question)
+    total = _count(tokenizer, prompt)
+    ids = tokenizer.encode(joined, add_special_tokens=False)
+    if total <= max_prompt_tokens:
+        return FittedPrompt(prompt, total, len(ids))
+    if overflow == "skip":
+        return FittedPrompt(None, total, len(ids))
+    drop = total - max_prompt_tokens
+    while drop < len(ids):  # decoding then re-encoding can merge tokens differently at the cut: re-check
+        prompt = icl_prompt(tokenizer.decode(ids[drop:]), question)
+        total = _count(tokenizer, prompt)
+        if total <= max_prompt_tokens:
+            return FittedPrompt(prompt, total, len(ids), drop)
+        drop += total - max_prompt_tokens
+    return FittedPrompt(None, _count(tokenizer, icl_prompt("", question)), len(ids), len(ids))

@@ -1,0 +1,119 @@
+"""Run the methods over records in this process: one row per (record, method), scored, then aggregated."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from tqdm.auto import tqdm
+
+from perk_ray.config import PerkConfig
+from perk_ray.data.schema import TaskRecord
+from perk_ray.engine import PerkEngine
+from perk_ray.errors import InputError
+from perk_ray.evaluation.aggregate import summarize
+from perk_ray.evaluation.methods import Method, Outcome, build_methods, model_window
+from perk_ray.evaluation.metrics import babilong_match, exact_match
+from perk_ray.evaluation.prompts import Overflow
+from perk_ray.evaluation.records import fact_depth, length_bucket, task_labels
+
+Row = dict[str, Any]
+MIB = 2**20
+
+
+@dataclass
+class EvalOptions:
+    """Evaluation settings that are not part of the model's config (defaults from the checkpoint's config)."""
+
+    max_new_tokens: int | None = None  # default: outer.max_new_tokens
+    window: int | None = None  # the prompt-based methods' context window; default: the model's
+    overflow: Overflow = "truncate"  # prompt-based methods on a context over the window: truncate | skip
+    icl_ft_checkpoint: str | None = None
+    depth_bins: int = 5
+    seed: int = 0  # bootstrap seed
+    resamples: int = 1000
+
+    def resolved(self, engine: PerkEngine) -> "EvalOptions":
+        """A copy with the defaults filled in from the engine."""
+        opts = EvalOptions(**asdict(self))
+        opts.max_new_tokens = opts.max_new_tokens or engine.cfg.outer.max_new_tokens
+        opts.window = opts.window or model_window(engine.base)
+        if opts.max_new_tokens < 1 or opts.window <= opts.max_new_tokens:
+            raise InputError(f"window {opts.window} must exceed max_new_tokens {opts.max_new_tokens} (>= 1)")
+        if opts.depth_bins < 1 or opts.resamples < 1:
+            raise InputError(f"depth_bins={opts.depth_bins} and resamples={opts.resamples} must be >= 1")
+        return opts
+
+
+@dataclass
+class EvalResults:
+    """Per-example rows, their aggregates and the run's settings."""
+
+    rows: list[Row]
+    summary: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def accuracy(self, method: str = "perk", metric: str = "exact_match") -> float:
+        """Overall mean of ``metric`` (exact_match or babilong) for ``method``."""
+        for entry in self.summary["overall"]:
+            if entry["method"] == method and entry[metric] is not None:
+                return entry[metric]["mean"]
+        raise KeyError(f"no {metric} for method {method!r} in these results")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": self.meta, "summary": self.summary, "examples": self.rows}
+
+
+def make_runners(engine: PerkEngine, methods: Sequence[str], opts: EvalOptions) -> list[Method]:
+    return build_methods(engine, list(methods), max_new_tokens=opts.max_new_tokens, window=opts.window,
+                         overflow=opts.overflow, icl_ft_checkpoint=opts.icl_ft_checkpoint)
+
+
+def score_row(index: int, record: TaskRecord, context_tokens: int, method: str, outcome: Outcome) -> Row:
+    """One scored result: the record's keys, the prediction, both scores and the measured costs."""
+    return {
+        "index": index, "id": record.id, "task": record.task, "method": method, "length": length_bucket(record),
+        "depth": fact_depth(record), "context_tokens": context_tokens, "question": record.question,
+        "answers": list(record.answer), "prediction": outcome.prediction, "generation": outcome.generation,
+        "exact_match": exact_match(outcome.prediction, record.answer),
+        "babilong": babilong_match(outcome.prediction, record.answer, task_labels(record.task), record.question),
+        "status": outcome.status, "prompt_tokens": outcome.prompt_tokens, "dropped_tokens": outcome.dropped_tokens,
+        "encode_s": outcome.encode_s, "answer_s": outcome.answer_s,
+        "encode_peak_mib": None if outcome.encode_peak_bytes is None else outcome.encode_peak_bytes / MIB,
+        "answer_peak_mib": None if outcome.answer_peak_bytes is None else outcome.answer_peak_bytes / MIB,
+        "note": outcome.note,
+    }
+
+
+def run_record(engine: PerkEngine, runners: Sequence[Method], index: int, record: TaskRecord) -> list[Row]:
+    """Every method on one record."""
+    tokens = len(engine.base.tokenizer.encode(record.joined_context(), add_special_tokens=False))
+    return [score_row(index, record, tokens, m.name, m.run(record)) for m in runners]
+
+
+def build_results(cfg: PerkConfig, device: str, rows: list[Row], methods: Sequence[str], opts: EvalOptions,
+                  meta: dict[str, Any] | None = None) -> EvalResults:
+    """Aggregate rows (ordered by record, then method) into results with the run's settings."""
+    order = {name: i for i, name in enumerate(methods)}
+    rows = sorted(rows, key=lambda r: (r["index"], order[r["method"]]))
+    train_lengths = sorted(cfg.data.lengths)
+    summary = summarize(rows, list(methods), train_lengths=train_lengths, depth_bins=opts.depth_bins,
+                        seed=opts.seed, resamples=opts.resamples)
+    settings = {"methods": list(methods), "num_examples": len({r["index"] for r in rows}),
+                "train_lengths": train_lengths, "base_model": cfg.model.name, "device": device, **asdict(opts),
+                **(meta or {})}
+    return EvalResults(rows, summary, settings)
+
+
+def evaluate_records(engine: PerkEngine, records: Sequence[TaskRecord], methods: Sequence[str] = ("perk",),
+                     options: EvalOptions | None = None, *, progress: bool = False) -> EvalResults:
+    """Evaluate ``methods`` on ``records`` in this process (e.g. dev accuracy during training:
+    ``evaluate_records(engine, dev, ["perk"]).accuracy("perk")``)."""
+    if not records:
+        raise InputError("no records to evaluate")
+    opts = (options or EvalOptions()).resolved(engine)
+    runners = make_runners(engine, methods, opts)
+    rows: list[Row] = []
+    for index, record in enumerate(tqdm(records, desc="evaluating", unit="example", disable=not progress)):
+        rows.extend(run_record(engine, runners, index, record))
+    return build_results(engine.cfg, str(engine.base.device), rows, methods, opts)
