@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import string
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import torch.distributed as dist
 from perk_ray.checkpoint import load_meta_params, load_train_state, save_meta_checkpoint
 from perk_ray.config import PerkConfig
 from perk_ray.engine import PerkEngine
+from perk_ray.evaluation.metrics import exact_match
 from perk_ray.meta import MetaParams, build_outer_optimizer, meta_step, prepare_task
 from perk_ray.model import BaseModel, load_base_model
 from perk_ray.profiling import PeakMemory
@@ -50,15 +49,6 @@ def global_batch_indices(num_records: int, batch_size: int, seed: int, step: int
     epoch, position = divmod(step, per_epoch)
     order = torch.randperm(num_records, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
     return order[position * batch_size : (position + 1) * batch_size].tolist()
-
-
-def _normalize(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in string.punctuation)
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
-
-
-def is_correct(prediction: str, answers: Sequence[str]) -> bool:
-    return _normalize(prediction) in {_normalize(a) for a in answers}
 
 
 def record_task(base: BaseModel, cfg: PerkConfig, record: Record, seed: int, step: int, index: int):
@@ -162,7 +152,7 @@ class MetaTrainer:
         correct = 0
         for record in records[rank::world]:
             memory = engine.encode(list(record["context"]))
-            correct += is_correct(engine.answer(memory, [record["question"]])[0], list(record["answer"]))
+            correct += exact_match(engine.answer(memory, [record["question"]])[0], list(record["answer"]))
         self.strategy.after_step()
         total_correct, = _all_reduce([float(correct)])
         return total_correct / len(records)

@@ -101,6 +101,7 @@ class TrainOutcome:
 def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path) -> TrainOutcome:
     """Run (or resume: same ``run_dir``) meta-training; copy the best and the final checkpoint into ``run_dir``."""
     check_resources(cfg)
+    ray.data.DataContext.get_current().enable_progress_bars = False  # per-step progress lines are ours
     train = cfg.train
     trainer = TorchTrainer(
         train_worker,

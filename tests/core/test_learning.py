@@ -6,7 +6,7 @@ import pytest
 
 from perk_ray.chunking import build_chunks
 from perk_ray.engine import PerkEngine
-from perk_ray.train.loop import is_correct
+from perk_ray.evaluation.metrics import exact_match
 from tests.conftest import kv_records
 
 
@@ -20,7 +20,7 @@ def _accuracy(engine: PerkEngine, records: list[dict], encode: bool) -> float:
             memory = engine.initial_memory()
             memory.num_chunks = build_chunks(engine.base.tokenizer, record["context"], inner.chunk_tokens,
                                              inner.max_context_tokens).num_chunks
-        correct += is_correct(engine.answer(memory, [record["question"]], max_new_tokens=8)[0], record["answer"])
+        correct += exact_match(engine.answer(memory, [record["question"]], max_new_tokens=8)[0], record["answer"])
     return correct / len(records)
 
 
