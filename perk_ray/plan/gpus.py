@@ -13,8 +13,8 @@ from perk_ray.plan.memory import MemoryEstimate, estimate_memory
 GIB = 2**30
 RUNTIME_GIB = 1.5  # CUDA context, cuBLAS and NCCL workspaces: device memory outside PyTorch's allocator
 MFU = 0.3  # assumed model-FLOPs utilisation of the meta-step (eager attention, double backward, small matmuls)
-DEFAULT_HEADROOM = 0.2
-STRATEGIES = ("ddp", "fsdp", "cp")  # planner error on CPU (held-out cases within 17 %) plus allocator fragmentation
+DEFAULT_HEADROOM = 0.2  # the planner's error on CPU (held-out cases within 20 %) and allocator fragmentation
+STRATEGIES = ("ddp", "fsdp", "cp")
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def fitting_options(cfg: PerkConfig, arch: Architecture, gpu: Gpu, headroom: flo
                     max_world_size: int = 64) -> list[Option]:
     """Options that fit on ``gpu``: every world size up to the configured one, or else the smallest that fits
     (memory shrinks with the world size under fsdp and cp)."""
-    options = [evaluate(with_train(cfg, num_workers=w), arch, gpu, headroom) for w in range(1, cfg.train.num_workers + 1)]
-    fitting = [o for o in options if o.fits]
+    sizes = range(1, cfg.train.num_workers + 1)
+    fitting = [o for o in (evaluate(with_train(cfg, num_workers=w), arch, gpu, headroom) for w in sizes) if o.fits]
     for world_size in range(cfg.train.num_workers + 1, max_world_size + 1):
         if fitting or cfg.train.strategy == "ddp":
             break

@@ -1,11 +1,13 @@
 """Per-device memory of one PERK meta-step, from counts of the tensors autograd keeps.
 
-The counts are elements kept per position (a token of a chunk, its ``doc_i:`` prefix included), measured with
-saved-tensor hooks on Qwen2 models (eager attention, LoRA on every projection) in float32 and bfloat16 and fitted
-exactly (residual < 0.3 %); ``cluster/planner_validation.py`` reproduces them and checks the whole estimate against
-measured peaks. A kept inner step keeps its forward and backward graph for every micro-batch of the context; a
-first-order step holds one micro-batch at a time. With fewer LoRA targets than every projection the activation
-counts are an upper bound (layers before the first LoRA need no graph).
+The counts are elements kept per position (a token of a chunk, its ``doc_i:`` prefix included). They were fitted
+(residual < 0.3 %) to saved-tensor-hook measurements of Qwen2 models with eager attention and LoRA on every
+projection, in float32 and bfloat16, over 14 configurations varying hidden and intermediate size, heads, key/value
+heads, layers, rank, chunk length, vocabulary, dropout and the weighting model. ``cluster/planner_validation.py``
+checks them against the hooks (within 1 %) and the whole estimate against measured peaks. A kept inner step keeps
+its forward and backward graph for every micro-batch of the context; a first-order step holds one micro-batch at
+a time. With LoRA on fewer projections the activation counts are an upper bound (layers before the first LoRA
+need no graph).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 from perk_ray.config import PerkConfig
+from perk_ray.errors import ConfigError
 from perk_ray.plan.arch import Architecture, lora_params, lora_targets
 
 PREFIX_TOKENS = 8  # ``doc_{i}: `` before each chunk
@@ -24,18 +27,19 @@ ITEMSIZE = {"float32": 4, "float64": 8, "bfloat16": 2, "float16": 2}
 @dataclass(frozen=True)
 class Transient:
     """Memory in flight on top of the kept graph, fitted to measured peaks (cluster/planner_validation.py): backward
-    temporaries of one layer of the micro-batch (per element of that layer's forward graph), of its logits (per
-    logits element of the forward graph) at the end of the kept steps and inside a first-order micro-batch, and of
-    the outer backward through the inner optimiser (LoRA copies)."""
+    temporaries of one layer of the micro-batch (per element of that layer's forward graph) and of its logits (per
+    logits element of the forward graph), at the end of the kept steps and inside a first-order micro-batch; and
+    temporaries of the outer backward through the inner optimiser (LoRA copies)."""
 
-    layer: float
+    layer_kept: float
     logits_kept: float
+    layer_first_order: float
     logits_first_order: float
     lora: float
 
 
 CP_REDUCE_LORA = 2.0  # cp: the flat inner gradient and its all-reduced copy, kept per kept step (not measured)
-TRANSIENT = Transient(layer=0.16, logits_kept=3.82, logits_first_order=1.75, lora=1.99)
+TRANSIENT = Transient(layer_kept=1.16, logits_kept=2.79, layer_first_order=0.04, logits_first_order=1.8, lora=1.75)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,10 @@ class Shape:
 def device_shape(cfg: PerkConfig) -> Shape:
     """Chunks of the longest configured context (``data.lengths``); context parallelism splits them over ranks."""
     inner = cfg.inner
+    if not cfg.data.lengths or min(cfg.data.lengths) <= 0:
+        raise ConfigError(f"data.lengths={cfg.data.lengths}: context lengths must be positive token counts")
+    if max(cfg.data.lengths) > inner.max_context_tokens:
+        raise ConfigError(f"data.lengths={cfg.data.lengths}: over inner.max_context_tokens={inner.max_context_tokens}")
     chunks = math.ceil(max(cfg.data.lengths) / inner.chunk_tokens)
     if cfg.train.strategy == "cp":
         chunks = math.ceil(chunks / cfg.train.num_workers)
@@ -184,11 +192,12 @@ def estimate_memory(cfg: PerkConfig, arch: Architecture, transient: Transient = 
     fwd = per_position(_counts(FORWARD, dtype), arch, cfg, shape.seq)
     answer = QA_TOKENS * per_position(_counts(FORWARD, dtype), arch, cfg, QA_TOKENS).total
     mb = shape.micro_batch_positions
-    in_flight = mb * fwd.layers / arch.num_layers * transient.layer
+    layer = mb * fwd.layers / arch.num_layers
     if inner.truncation:  # the peak: the end of the last kept step, as the outer backward starts
+        in_flight = layer * transient.layer_kept
         in_flight_logits = mb * fwd.logits * transient.logits_kept
     else:  # the peak: inside a first-order micro-batch, whose forward graph is in flight too
-        in_flight += mb * (fwd.layers + fwd.head)
+        in_flight = layer * transient.layer_first_order + mb * (fwd.layers + fwd.head)
         in_flight_logits = mb * fwd.logits * (1 + transient.logits_first_order)
     activations, logits, optimizer = kept_step_bytes(cfg, arch)
     steps = inner.truncation

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 from perk_ray.config import PerkConfig
-from perk_ray.errors import ConfigError
-from perk_ray.plan.arch import Architecture, lora_params, lora_targets, resolve_architecture
+from perk_ray.plan.arch import lora_params, lora_targets, resolve_architecture
 from perk_ray.plan.compute import step_compute
 from perk_ray.plan.gpus import (DEFAULT_HEADROOM, GIB, GPUS, MFU, RUNTIME_GIB, STRATEGIES, evaluate, get_gpu,
                                 fitting_options, recommend, with_train)
 from perk_ray.plan.memory import device_shape, estimate_memory
-
-
-def check_inputs(cfg: PerkConfig) -> Architecture:
-    """Planner-specific checks on top of the config's own validation; returns the base architecture."""
-    if not cfg.data.lengths or min(cfg.data.lengths) <= 0:
-        raise ConfigError(f"data.lengths={cfg.data.lengths}: context lengths must be positive token counts")
-    if max(cfg.data.lengths) > cfg.inner.max_context_tokens:
-        raise ConfigError(f"data.lengths={cfg.data.lengths}: over inner.max_context_tokens="
-                          f"{cfg.inner.max_context_tokens}")
-    return resolve_architecture(cfg.model)
 
 
 def _gib(n: float) -> str:
@@ -31,7 +22,7 @@ def _usd(x: float) -> str:
 
 def plan_report(cfg: PerkConfig, headroom: float = DEFAULT_HEADROOM, gpu: str | None = None) -> str:
     """The full report for ``cfg``; ``gpu`` restricts the GPU table to one kind."""
-    arch = check_inputs(cfg)
+    arch = resolve_architecture(cfg.model)
     kinds = [get_gpu(gpu)] if gpu else list(GPUS.values())
     inner, train = cfg.inner, cfg.train
     shape = device_shape(cfg)
@@ -42,7 +33,8 @@ def plan_report(cfg: PerkConfig, headroom: float = DEFAULT_HEADROOM, gpu: str | 
         "",
         f"Inputs: LoRA rank {cfg.lora.rank} on {len(lora_targets(arch, cfg.lora))} projections x {arch.num_layers} "
         f"layers ({lora_params(arch, cfg.lora) / 1e6:.1f} M parameters); context {max(cfg.data.lengths)} tokens = "
-        f"{shape.positions // shape.seq} chunks x {shape.seq} positions per device, micro-batch "
+        f"{math.ceil(max(cfg.data.lengths) / inner.chunk_tokens)} chunks of {shape.seq} positions "
+        f"({shape.positions // shape.seq} per device), micro-batch "
         f"{inner.micro_batch_chunks} chunks; K={inner.steps}, T={inner.truncation}; strategy {train.strategy} x "
         f"{train.num_workers}; outer batch {cfg.outer.batch_size} ({compute.tasks_per_device} per device), "
         f"{compute.meta_steps} meta-steps ({cfg.data.train_count} tasks x {cfg.outer.epochs} epochs).",
