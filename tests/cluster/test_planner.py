@@ -97,11 +97,12 @@ def test_recommendations_for_the_paper_presets():
     assert option.fits and not evaluate(small, resolve_architecture(small.model), get_gpu("L4-24GB")).fits
     large = load_config("qwen2.5-7b")
     arch = resolve_architecture(large.model)
-    assert not any(evaluate(large, arch, gpu).fits for gpu in GPUS.values())  # fsdp gathers the full weights
+    fsdp = load_config("qwen2.5-7b", ["train.strategy=fsdp", "train.num_workers=8"])
+    assert not any(evaluate(fsdp, arch, gpu).fits for gpu in GPUS.values())  # fsdp gathers the full weights
+    assert large.train.strategy == "cp" and evaluate(large, arch, get_gpu("H200-141GB")).fits
     best = recommend(large, arch)
     assert best.strategy == "cp" and best.gpu.name == "H200-141GB"
-    report = plan_report(large)
-    assert "switch to train.strategy=cp" in report and "| total |" in report
+    assert "switch to train.strategy=cp" in plan_report(fsdp) and "| total |" in plan_report(large)
 
 
 def test_cli_prints_the_table(capsys):
