@@ -24,7 +24,7 @@ test: setup
 	$(PY) -m pytest -q
 
 test-all: setup
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q -m ""
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
