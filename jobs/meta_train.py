@@ -60,6 +60,8 @@ def main() -> int:
         out = run_dir / "eval"
         cmd = [sys.executable, str(evaluate), "--checkpoint", str(outcome.best_checkpoint), "--data",
                str(splits["test"]), "--methods", "perk,ttl,icl", "--output", str(out)]
+        if cfg.model.name == "smollm2-135m":
+            cmd += ["--icl-template", "chat"]  # the instruct model ends at once after a plain `Answer:` prompt
         print("evaluating:", " ".join(cmd))
         subprocess.run(cmd, check=True)
         print(f"results: {out / 'results.md'}")

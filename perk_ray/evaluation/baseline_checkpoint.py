@@ -59,19 +59,22 @@ def read_baseline_info(path: str | Path) -> BaselineInfo:
     return BaselineInfo(config_from_file(path / "config.yaml"), record["base_fingerprint"], record.get("info", {}))
 
 
-def load_baseline_params(path: str | Path, base: BaseModel, lora: LoraConfig) -> dict[str, Tensor]:
-    """The icl-ft LoRA tensors for ``base`` (carrying a LoRA configured as ``lora``), refusing a checkpoint of
-    another base model or another LoRA configuration."""
-    path = Path(path)
+def check_baseline(path: str | Path, fingerprint: str, lora: LoraConfig) -> None:
+    """Refuse an icl-ft checkpoint of another base model (``fingerprint``) or another LoRA configuration."""
     baseline = read_baseline_info(path)
-    if baseline.base_fingerprint != base.fingerprint:
+    if baseline.base_fingerprint != fingerprint:
         raise CheckpointError(
             f"icl-ft checkpoint {path} was trained on base {baseline.config.model.name!r} "
-            f"(fingerprint {baseline.base_fingerprint}), not on the evaluated base {base.fingerprint}"
+            f"(fingerprint {baseline.base_fingerprint}), not on the evaluated base {fingerprint}"
         )
     theirs, ours = baseline.config.lora.model_dump(), lora.model_dump()
     differing = [f"lora.{k}={theirs[k]!r} (evaluated: {ours[k]!r})" for k in ours if theirs[k] != ours[k]]
     if differing:
         raise CheckpointError(f"icl-ft checkpoint {path} has another LoRA: {', '.join(differing)}; "
                               "train the baseline with the PERK checkpoint's LoRA settings")
-    return read_adapter_tensors(path / "adapter", base)
+
+
+def load_baseline_params(path: str | Path, base: BaseModel, lora: LoraConfig) -> dict[str, Tensor]:
+    """The icl-ft LoRA tensors for ``base`` (carrying a LoRA configured as ``lora``), after ``check_baseline``."""
+    check_baseline(path, base.fingerprint, lora)
+    return read_adapter_tensors(Path(path) / "adapter", base)

@@ -33,7 +33,8 @@ def train_split(path: str | Path) -> Path:
     if path.is_dir():
         found = [path / f"train{suffix}" for suffix in SUFFIXES if (path / f"train{suffix}").exists()]
         if not found:
-            raise InputError(f"{path}: no train.parquet / train.jsonl in this directory (jobs/make_data.py writes them)")
+            raise InputError(f"{path}: no train.parquet / train.jsonl in this directory "
+                             "(jobs/make_data.py writes them)")
         return found[0]
     if not path.exists():
         raise InputError(f"no such file or directory: {path}")

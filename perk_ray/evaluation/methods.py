@@ -21,11 +21,12 @@ from perk_ray.chunking import build_chunks
 from perk_ray.config import PerkConfig, apply_overrides, build_config
 from perk_ray.data.schema import TaskRecord
 from perk_ray.engine import Memory, PerkEngine
-from perk_ray.errors import InputError
-from perk_ray.evaluation.baseline_checkpoint import load_baseline_params
-from perk_ray.evaluation.prompts import Overflow, fit_prompt
+from perk_ray.checkpoint import read_checkpoint_info
+from perk_ray.errors import CheckpointError, InputError
+from perk_ray.evaluation.baseline_checkpoint import check_baseline, load_baseline_params
+from perk_ray.evaluation.prompts import Overflow, PromptBuilder, Template, fit_prompt, icl_prompt, prompt_builder
 from perk_ray.meta import MetaParams
-from perk_ray.model import BaseModel, current_lora_params
+from perk_ray.model import BaseModel, current_lora_params, model_fingerprint
 from perk_ray.profiling import PeakMemory
 from perk_ray.prompts import extract_answer, question_prompt
 
@@ -119,10 +120,12 @@ class PromptMethod:
     window: int
     max_new_tokens: int
     overflow: Overflow
+    build: PromptBuilder = icl_prompt
 
     def run(self, record: TaskRecord) -> Outcome:
         limit = self.window - self.max_new_tokens
-        fitted = fit_prompt(self.engine.base.tokenizer, record.context, record.question, limit, self.overflow)
+        fitted = fit_prompt(self.engine.base.tokenizer, record.context, record.question, limit, self.overflow,
+                            self.build)
         if fitted.text is None:
             return Outcome("", "", "impossible", fitted.prompt_tokens, note=(
                 f"prompt of {fitted.prompt_tokens} tokens does not fit the window of {self.window} tokens "
@@ -151,17 +154,35 @@ def untrained_engine(engine: PerkEngine) -> PerkEngine:
 
 
 def check_methods(names: list[str], icl_ft_checkpoint: str | Path | None) -> None:
+    """Known, distinct method names; icl-ft only with its checkpoint."""
     unknown = [n for n in names if n not in METHODS]
     if unknown or not names:
         problem = f"unknown method {unknown[0]!r}" if unknown else "no method given"
         raise InputError(f"{problem}; choose among {', '.join(METHODS)}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"method {repeated[0]!r} is given more than once")
     if "icl-ft" in names and icl_ft_checkpoint is None:
         raise InputError("method icl-ft needs --icl-ft-checkpoint (train it with jobs/train_baseline.py)")
 
 
+def check_inputs(checkpoint: str | Path, methods: list[str], icl_ft_checkpoint: str | Path | None) -> None:
+    """What loading would refuse, checked without loading the model: the methods, the PERK checkpoint and its
+    base model, and the icl-ft checkpoint's base model and LoRA."""
+    check_methods(methods, icl_ft_checkpoint)
+    info = read_checkpoint_info(checkpoint)
+    fingerprint = model_fingerprint(info.config.model)
+    if info.base_fingerprint != fingerprint:
+        raise CheckpointError(f"checkpoint {checkpoint} was meta-trained on base {info.config.model.name!r} "
+                              f"(fingerprint {info.base_fingerprint}), not on the loaded base {fingerprint}")
+    if "icl-ft" in methods:
+        check_baseline(icl_ft_checkpoint, fingerprint, info.config.lora)
+
+
 def build_methods(engine: PerkEngine, names: list[str], *, max_new_tokens: int, window: int, overflow: Overflow,
-                  icl_ft_checkpoint: str | Path | None = None) -> list[Method]:
-    """The runners of ``names`` sharing one base model (the ``ttl``/``icl`` LoRA tensors are built, not loaded)."""
+                  icl_ft_checkpoint: str | Path | None = None, icl_template: Template = "plain") -> list[Method]:
+    """The runners of ``names`` sharing one base model (the ``ttl``/``icl`` LoRA tensors are built, not loaded);
+    ``icl_template`` applies to ``icl`` only (``icl-ft`` keeps the plain prompt it was fine-tuned on)."""
     check_methods(names, icl_ft_checkpoint)
     runners: list[Method] = []
     for name in names:
@@ -172,7 +193,8 @@ def build_methods(engine: PerkEngine, names: list[str], *, max_new_tokens: int, 
         elif name == "closed-book":
             runners.append(ClosedBookMethod(engine, max_new_tokens))
         elif name == "icl":
-            runners.append(PromptMethod(name, engine, plain_base_params(engine.base), window, max_new_tokens, overflow))
+            runners.append(PromptMethod(name, engine, plain_base_params(engine.base), window, max_new_tokens, overflow,
+                                        prompt_builder(engine.base.tokenizer, icl_template)))
         else:
             params = load_baseline_params(icl_ft_checkpoint, engine.base, engine.cfg.lora)
             runners.append(PromptMethod(name, engine, params, window, max_new_tokens, overflow))

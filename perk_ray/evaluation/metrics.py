@@ -60,7 +60,8 @@ class Estimate:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
 
 
-def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = 1000, level: float = 0.95) -> Estimate | None:
+def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = 1000,
+                 level: float = 0.95) -> Estimate | None:
     """Mean and percentile-bootstrap interval of ``values`` (seeded, so reports are reproducible); None when empty."""
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:

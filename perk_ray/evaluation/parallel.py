@@ -14,6 +14,7 @@ from perk_ray.config import PerkConfig
 from perk_ray.data.schema import TaskRecord
 from perk_ray.engine import PerkEngine
 from perk_ray.errors import InputError
+from perk_ray.evaluation.methods import check_inputs
 from perk_ray.evaluation.runner import EvalOptions, EvalResults, Row, build_results, make_runners, run_record
 
 
@@ -42,15 +43,19 @@ def evaluate_parallel(checkpoint: str | Path, records: Sequence[TaskRecord], met
         raise InputError("no records to evaluate")
     if num_actors < 1:
         raise InputError(f"--num-actors {num_actors}: give at least 1")
+    options = options or EvalOptions()
+    options.validate()
+    check_inputs(checkpoint, methods, options.icl_ft_checkpoint)  # here: an actor would report a wrapped error
     actor = ray.remote(num_cpus=cpus_per_actor, num_gpus=1 if device.startswith("cuda") else 0)(_Evaluator)
-    actors = [actor.remote(str(checkpoint), list(methods), options or EvalOptions(), list(overrides), device)
+    actors = [actor.remote(str(checkpoint), list(methods), options, list(overrides), device)
               for _ in range(min(num_actors, len(records)))]
-    cfg, where, opts = ray.get(actors[0].describe.remote())
-    pool = ActorPool(actors)
-    rows: list[Row] = []
-    results = pool.map_unordered(lambda a, item: a.run.remote(*item), list(enumerate(records)))
-    for found in tqdm(results, total=len(records), desc="evaluating", unit="example", disable=not progress):
-        rows.extend(found)
-    for a in actors:
-        ray.kill(a)
+    try:
+        cfg, where, opts = ray.get(actors[0].describe.remote())
+        rows: list[Row] = []
+        results = ActorPool(actors).map_unordered(lambda a, item: a.run.remote(*item), list(enumerate(records)))
+        for found in tqdm(results, total=len(records), desc="evaluating", unit="example", disable=not progress):
+            rows.extend(found)
+    finally:
+        for a in actors:
+            ray.kill(a)
     return build_results(cfg, where, rows, methods, opts, {"num_actors": len(actors), **(meta or {})})

@@ -48,8 +48,8 @@ def depth_length_heatmap(entries: list[Entry], methods: Sequence[str], path: Pat
     lengths = sorted({e["length"] for e in entries})
     bins = sorted({e["depth_bin"] for e in entries})
     shown = [m for m in methods if any(e["method"] == m for e in entries)] or list(methods)
-    fig, axes = plt.subplots(1, len(shown), figsize=(1.2 + 2.6 * len(shown), 1.4 + 0.45 * max(len(bins), 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(shown), figsize=(2.0 + 2.6 * len(shown), 2.4 + 0.45 * max(len(bins), 1)),
+                             squeeze=False, sharey=True, layout="constrained")
     cells = {(e["method"], e["depth_bin"], e["length"]): e["exact_match"]["mean"] * 100 for e in entries}
     image = None
     for ax, method in zip(axes[0], shown):
@@ -61,12 +61,12 @@ def depth_length_heatmap(entries: list[Entry], methods: Sequence[str], path: Pat
                 ax.text(j, i, f"{value:.0f}", ha="center", va="center", color="white" if value < 60 else "black",
                         fontsize=8)
         ax.set_xticks(range(len(lengths)), [str(n) for n in lengths])
-        ax.set_yticks(range(len(bins)), bins)
         ax.set(title=method, xlabel="length (tokens)")
+    axes[0][0].set_yticks(range(len(bins)), bins)
     axes[0][0].set_ylabel("fact depth")
     if image is not None:
         fig.colorbar(image, ax=axes[0].tolist(), label="exact match (%)")
-    fig.suptitle("Accuracy by fact depth and length")
+    fig.suptitle("Accuracy by fact depth and length (blank: no examples)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -103,7 +103,10 @@ def cost_by_length(entries: list[Entry], methods: Sequence[str], path: Path) -> 
         mem_ax.plot(x, peaks, marker="o", label=method)
     time_ax.set(xlabel="context length (tokens)", ylabel="seconds per example", title="Latency (encode + answer)")
     mem_ax.set(xlabel="context length (tokens)", ylabel="MiB", title="Peak memory per example")
+    lengths = {e["length"] for e in entries}
     for ax in (time_ax, mem_ax):
+        if len(lengths) > 1 and min(lengths) > 0:
+            ax.set_xscale("log", base=2)
         ax.legend()
     return _save(fig, path)
 

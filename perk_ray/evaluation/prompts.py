@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from transformers import PreTrainedTokenizerBase
 
 from perk_ray.data.schema import SEGMENT_SEPARATOR
+from perk_ray.errors import InputError
 
 Overflow = Literal["truncate", "skip"]
+Template = Literal["plain", "chat"]
+PromptBuilder = Callable[[str, str], str]
 
 
 def icl_prompt(context: str, question: str) -> str:
     """The context, then the question and ``Answer:`` (the same answer cue as PERK's memory prompt)."""
     return f"{context}\n\n{question.strip()}\nAnswer:"
+
+
+def prompt_builder(tokenizer: PreTrainedTokenizerBase, template: Template) -> PromptBuilder:
+    """``plain``: ``icl_prompt``; ``chat``: the context and question as one user turn of the tokenizer's chat
+    template, then the assistant's turn (for instruct models, which may end a plain prompt at once)."""
+    if template == "plain":
+        return icl_prompt
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError("--icl-template chat: the model's tokenizer has no chat template; use plain")
+
+    def chat(context: str, question: str) -> str:
+        turn = [{"role": "user", "content": f"{context}\n\n{question.strip()}"}]
+        return tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+
+    return chat
 
 
 @dataclass(frozen=True)
@@ -36,14 +54,14 @@ def _count(tokenizer: PreTrainedTokenizerBase, text: str) -> int:
 
 
 def fit_prompt(tokenizer: PreTrainedTokenizerBase, context: Sequence[str], question: str, max_prompt_tokens: int,
-               overflow: Overflow) -> FittedPrompt:
-    """The ICL prompt of a context (segments joined by newlines) within ``max_prompt_tokens`` tokens.
+               overflow: Overflow, build: PromptBuilder = icl_prompt) -> FittedPrompt:
+    """The ICL prompt (``build``) of a context (segments joined by newlines) within ``max_prompt_tokens`` tokens.
 
     When it does not fit, ``truncate`` drops context tokens from the left (the question is kept) and ``skip``
     marks the example impossible. A question alone over the limit is impossible either way.
     """
     joined = SEGMENT_SEPARATOR.join(context)
-    prompt = icl_prompt(joined, question)
+    prompt = build(joined, question)
     total = _count(tokenizer, prompt)
     ids = tokenizer.encode(joined, add_special_tokens=False)
     if total <= max_prompt_tokens:
@@ -52,9 +70,9 @@ def fit_prompt(tokenizer: PreTrainedTokenizerBase, context: Sequence[str], quest
         return FittedPrompt(None, total, len(ids))
     drop = total - max_prompt_tokens
     while drop < len(ids):  # decoding then re-encoding can merge tokens differently at the cut: re-check
-        prompt = icl_prompt(tokenizer.decode(ids[drop:]), question)
+        prompt = build(tokenizer.decode(ids[drop:]), question)
         total = _count(tokenizer, prompt)
         if total <= max_prompt_tokens:
             return FittedPrompt(prompt, total, len(ids), drop)
         drop += total - max_prompt_tokens
-    return FittedPrompt(None, _count(tokenizer, icl_prompt("", question)), len(ids), len(ids))
+    return FittedPrompt(None, _count(tokenizer, build("", question)), len(ids), len(ids))

@@ -6,14 +6,26 @@ from collections import defaultdict
 from pathlib import Path
 
 from perk_ray.data import TASKS, TaskRecord, answer_labels, read_records
+from perk_ray.data.rows import SUFFIXES
 from perk_ray.errors import InputError
 
 
+def evaluation_path(path: str | Path) -> Path:
+    """``path``, or the ``test`` split file of a ``jobs/make_data.py`` directory (one with train and test files)."""
+    path = Path(path)
+    if path.is_dir():
+        stems = {p.stem: p for p in sorted(path.iterdir()) if p.suffix in SUFFIXES}
+        if "train" in stems and "test" in stems:
+            return stems["test"]
+    return path
+
+
 def load_records(path: str | Path, *, limit: int | None = None, task: str | None = None) -> list[TaskRecord]:
-    """Records of a Parquet/JSONL file or directory; ``task`` names the task of records that have none."""
+    """Records of a Parquet/JSONL file or directory (a split directory: its test file); ``task`` names the task of
+    records that have none."""
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: give at least 1 record")
-    records = read_records(path)
+    records = read_records(evaluation_path(path))
     if task is not None:
         for record in records:
             record.task = record.task or task
@@ -38,11 +50,12 @@ def task_labels(task: str) -> list[str]:
     return answer_labels(task) if task in TASKS else []
 
 
-def length_bucket(record: TaskRecord) -> int:
-    """The record's nominal length: ``target_length``, else its token count rounded up to a power of two."""
+def length_bucket(record: TaskRecord, tokens: int) -> int:
+    """The record's nominal length: ``target_length``, else ``tokens`` (the model's count) rounded up to a power
+    of two."""
     if record.target_length is not None:
         return record.target_length
-    return 1 << max(0, (record.context_tokens - 1).bit_length())
+    return 1 << max(0, (tokens - 1).bit_length())
 
 
 def fact_depth(record: TaskRecord) -> float | None:

@@ -14,7 +14,7 @@ from perk_ray.errors import InputError
 from perk_ray.evaluation.aggregate import summarize
 from perk_ray.evaluation.methods import Method, Outcome, build_methods, model_window
 from perk_ray.evaluation.metrics import babilong_match, exact_match
-from perk_ray.evaluation.prompts import Overflow
+from perk_ray.evaluation.prompts import Overflow, Template
 from perk_ray.evaluation.records import fact_depth, length_bucket, task_labels
 
 Row = dict[str, Any]
@@ -28,20 +28,29 @@ class EvalOptions:
     max_new_tokens: int | None = None  # default: outer.max_new_tokens
     window: int | None = None  # the prompt-based methods' context window; default: the model's
     overflow: Overflow = "truncate"  # prompt-based methods on a context over the window: truncate | skip
+    icl_template: Template = "plain"  # icl's prompt: plain, or the tokenizer's chat template (instruct models)
     icl_ft_checkpoint: str | None = None
     depth_bins: int = 5
     seed: int = 0  # bootstrap seed
     resamples: int = 1000
 
+    def validate(self) -> None:
+        """Refuse settings that cannot work (the window is only known once the model is loaded)."""
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise InputError(f"max_new_tokens={self.max_new_tokens} must be >= 1")
+        if self.window is not None and self.max_new_tokens is not None and self.window <= self.max_new_tokens:
+            raise InputError(f"window {self.window} must exceed max_new_tokens {self.max_new_tokens}")
+        if self.depth_bins < 1 or self.resamples < 1:
+            raise InputError(f"depth_bins={self.depth_bins} and resamples={self.resamples} must be >= 1")
+
     def resolved(self, engine: PerkEngine) -> "EvalOptions":
-        """A copy with the defaults filled in from the engine."""
+        """A validated copy with the defaults filled in from the engine."""
         opts = EvalOptions(**asdict(self))
-        opts.max_new_tokens = opts.max_new_tokens or engine.cfg.outer.max_new_tokens
-        opts.window = opts.window or model_window(engine.base)
-        if opts.max_new_tokens < 1 or opts.window <= opts.max_new_tokens:
-            raise InputError(f"window {opts.window} must exceed max_new_tokens {opts.max_new_tokens} (>= 1)")
-        if opts.depth_bins < 1 or opts.resamples < 1:
-            raise InputError(f"depth_bins={opts.depth_bins} and resamples={opts.resamples} must be >= 1")
+        if opts.max_new_tokens is None:
+            opts.max_new_tokens = engine.cfg.outer.max_new_tokens
+        if opts.window is None:
+            opts.window = model_window(engine.base)
+        opts.validate()
         return opts
 
 
@@ -66,14 +75,16 @@ class EvalResults:
 
 def make_runners(engine: PerkEngine, methods: Sequence[str], opts: EvalOptions) -> list[Method]:
     return build_methods(engine, list(methods), max_new_tokens=opts.max_new_tokens, window=opts.window,
-                         overflow=opts.overflow, icl_ft_checkpoint=opts.icl_ft_checkpoint)
+                         overflow=opts.overflow, icl_ft_checkpoint=opts.icl_ft_checkpoint,
+                         icl_template=opts.icl_template)
 
 
 def score_row(index: int, record: TaskRecord, context_tokens: int, method: str, outcome: Outcome) -> Row:
     """One scored result: the record's keys, the prediction, both scores and the measured costs."""
     return {
-        "index": index, "id": record.id, "task": record.task, "method": method, "length": length_bucket(record),
-        "depth": fact_depth(record), "context_tokens": context_tokens, "question": record.question,
+        "index": index, "id": record.id, "task": record.task, "method": method,
+        "length": length_bucket(record, context_tokens), "depth": fact_depth(record),
+        "context_tokens": context_tokens, "question": record.question,
         "answers": list(record.answer), "prediction": outcome.prediction, "generation": outcome.generation,
         "exact_match": exact_match(outcome.prediction, record.answer),
         "babilong": babilong_match(outcome.prediction, record.answer, task_labels(record.task), record.question),

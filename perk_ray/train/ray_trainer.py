@@ -118,7 +118,9 @@ def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path) -> Tra
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=train.max_failures),
         ),
-        datasets={"train": ray.data.read_parquet(str(train_path)), "dev": ray.data.read_parquet(str(dev_path))},
+        # read tasks take no CPU: workers x cpus_per_worker may reserve every CPU of the cluster
+        datasets={name: ray.data.read_parquet(str(path), ray_remote_args={"num_cpus": 0})
+                  for name, path in (("train", train_path), ("dev", dev_path))},
         dataset_config=DataConfig(datasets_to_split=[]),
     )
     result = trainer.fit()
