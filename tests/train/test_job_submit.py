@@ -63,8 +63,8 @@ def test_ray_job_submit_meta_train_leaves_a_loadable_checkpoint(ray_head, tmp_pa
     command = [RAY, "job", "submit", "--address", address, "--", sys.executable, str(REPO / "jobs" / "meta_train.py"),
                "--preset", "tiny", "--max-steps", "2", "--output", str(out), "--no-eval", "data.train_count=8",
                "data.dev_count=2", "data.test_count=2", "outer.batch_size=2", "train.checkpoint_every=2"]
-    for _ in range(30):  # the head's job agent comes up a few seconds after the dashboard
-        job = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    for _ in range(90):  # the head's job agent comes up a few seconds after the dashboard
+        job = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)
         if "No available agent" not in job.stderr:
             break
         time.sleep(2)
