@@ -70,3 +70,15 @@ def kv_checkpoint(tmp_path_factory):
     while trainer.step < trainer.total_steps:
         trainer.run_step()
     return trainer.save(root / "checkpoint", {})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _isolated_ray():
+    """Each test module starts and ends without a Ray instance (a module that leaks one breaks the next ray.init)."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    yield
+    if ray.is_initialized():
+        ray.shutdown()
