@@ -1,0 +1,87 @@
+"""Smoke test: every benchmark script runs its ``--quick`` mode and writes its JSON, table and plot.
+
+The scripts run in this process (``main(argv)``), so torch and transformers are imported once; the four quick runs
+take well under a minute on an idle 2-core machine. They write to a temporary directory, never to
+benchmarks/results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def bench_path():
+    """The scripts import their helpers (bench_utils, prototypes) from benchmarks/ and `serving` from the root.
+
+    benchmarks/ goes last on sys.path so that `serving` stays the repository's package (benchmarks/serving.py is
+    loaded by path under another name).
+    """
+    threads = torch.get_num_threads()
+    added = [p for p in (str(ROOT), str(BENCH)) if p not in sys.path]
+    if str(ROOT) in added:
+        sys.path.insert(0, str(ROOT))
+    if str(BENCH) in added:
+        sys.path.append(str(BENCH))
+    try:
+        yield
+    finally:
+        for p in added:
+            sys.path.remove(p)
+        torch.set_num_threads(threads)
+
+
+def run_quick(name: str, out: Path) -> dict:
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--quick", "--out-dir", str(out)])
+    stem = out / f"{name}_quick"
+    for suffix in (".json", ".md", ".png"):
+        path = stem.with_suffix(suffix)
+        assert path.exists() and path.stat().st_size > 0, f"{name}: {path.name} missing"
+    payload = json.loads(stem.with_suffix(".json").read_text())
+    assert payload["benchmark"] == name and payload["machine"]["cores"] >= 1
+    return payload
+
+
+@pytest.mark.timeout(300)
+def test_encode_scaling_quick(tmp_path):
+    payload = run_quick("encode_scaling", tmp_path)
+    assert {r["attn"] for r in payload["ratios"]} == {"sdpa", "eager"}
+    assert all(r["time_ratio"] > 0 and r["cpu_ratio"] > 0 and r["perk_mib"] >= 0 for r in payload["ratios"])
+    assert "perk_sdpa" in payload["exponents"] and "prompt_sdpa" in payload["exponents"]
+
+
+@pytest.mark.timeout(300)
+def test_meta_step_quick(tmp_path):
+    payload = run_quick("meta_step", tmp_path)
+    assert {(r["K"], r["T"]) for r in payload["rows"]} == {(1, 1), (2, 1)}
+    assert all(r["gflop_per_step"] > 0 and 0 < r["roof_fraction"] < 1 for r in payload["rows"])
+    assert payload["inner_loop"][0]["flops"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_inner_loop_costs_quick(tmp_path):
+    payload = run_quick("inner_loop_costs", tmp_path)
+    combined = next(r for r in payload["prototypes"] if r["variant"].startswith("combined"))
+    assert combined["encode_max_abs_diff"] < 1e-10 and combined["meta_grad_max_abs_diff"] < 1e-10
+    assert payload["profiles"]["encode"]["aten_calls"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_serving_quick(tmp_path):
+    payload = run_quick("serving", tmp_path)
+    assert payload["mode"] == "inprocess"
+    kinds = {r["kind"]: r for r in payload["rows"]}
+    assert kinds["all"]["ok"] > 0
+    assert kinds["cold"]["cache_flag_wrong"] == 0 and kinds["cached"]["cache_flag_wrong"] == 0
