@@ -32,6 +32,9 @@ def _trial_dirname(trial: Any) -> str:
 
 @dataclass
 class TuneOutcome:
+    """Where the results are, the trial table, the best row (None if no trial finished), and whether every trial
+    ended (False after an interruption: run the same call again to resume)."""
+
     output: Path
     table: pd.DataFrame
     best: dict[str, Any] | None
@@ -52,8 +55,8 @@ def run_space(space: Space, preset: str, overrides: Sequence[str], output: str |
     base = base_config(space, preset, overrides)
     points, refused = check_space(space, base, search)
     for point, reason in refused:
-        what = "skipping" if search == "grid" else "note: trials that draw near"
-        log(f"{what} {' '.join(as_overrides(point))}: {reason}")
+        shown = " ".join(as_overrides(point))
+        log(f"skipping {shown}: {reason}" if search == "grid" else f"note: a trial drawing {shown} fails: {reason}")
     configs = [trial_config(base, point) for point in points]
     output = Path(output).resolve()
     experiment = output / EXPERIMENT
@@ -156,4 +159,5 @@ def main(space: Space | None = None, description: str | None = None) -> int:
 
 
 def cli(space: Space | None = None, description: str | None = None) -> None:
+    """``main`` with perk-ray's exit codes (a bad space or config: exit 2 with one line)."""
     run_cli(lambda: main(space, description))

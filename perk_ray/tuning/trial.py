@@ -51,8 +51,9 @@ def max_concurrent_trials(configs: Sequence[PerkConfig], cluster: Mapping[str, f
         if need > 0:
             have = cluster.get(kind, 0.0)
             if need > have:
-                raise ConfigError(f"a trial needs {need:g} {kind} (train.num_workers x train.{kind.lower()}s_per_worker;"
-                                  f" a distributed trial adds 1 CPU for its data reads); the Ray cluster has {have:g}")
+                raise ConfigError(f"a trial needs {need:g} {kind} (train.num_workers x "
+                                  f"train.{kind.lower()}s_per_worker; a distributed trial adds 1 CPU for its data "
+                                  f"reads); the Ray cluster has {have:g}")
             limits.append(int(have // need))
     return min(limits)
 
