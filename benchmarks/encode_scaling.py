@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     setup_torch(args.threads)
     quiet_warnings()
-    import torch
 
     from perk_ray.profiling import PeakMemory
 

@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from bench_utils import (ROOT, load_average, machine_info, machine_line, median, pyplot, quiet_warnings, results_path,

@@ -31,7 +31,7 @@ def patched(module, name: str, value) -> Iterator[None]:
         setattr(module, name, old)
 
 
-# --- 1. HEAD behaviour: the weighting model's input recomputed by a base forward on every step and micro-batch ----
+# --- 1. Before commit 2a0b0d4: the weighting model's input recomputed by a base forward on every step and micro-batch
 
 _inner_gradients = inner_loop.inner_gradients
 
@@ -42,7 +42,8 @@ def _inner_gradients_no_cache(base, params, weighting, chunks, micro_batch, tota
 
 
 def recompute_base_hidden():
-    """What the committed code (HEAD) does: ``base_last_hidden`` per step and micro-batch (no cache)."""
+    """What the code did before commit 2a0b0d4 (the hidden-state cache): ``base_last_hidden`` per step and
+    micro-batch."""
     return patched(inner_loop, "inner_gradients", _inner_gradients_no_cache)
 
 
@@ -137,7 +138,7 @@ def base_last_hidden_zero_b(base: BaseModel, chunks: ChunkBatch) -> Tensor:
     """``inner_loop.base_last_hidden`` without ``disable_adapter()``: a functional call with every LoRA B set to
     zero. The LoRA term is then exactly 0 (x A^T 0^T * s), so the output is bit-identical to the base model's, and
     no module is touched. peft's ``disable_adapter`` calls ``get_model_status``, which walks all named modules
-    (about 20k ``named_modules`` calls per use for the tiny model), then toggles every LoRA layer off and on.
+    (about 6,200 recursive ``named_modules`` calls, 1.9 ms CPU per use for the tiny model), then toggles every LoRA layer off and on.
     """
     zeros = _zero_b.get(id(base))
     if zeros is None:
@@ -152,7 +153,7 @@ def zero_b_base_hidden():
 
 
 def combined():
-    """Prototypes 2 to 5 together (the hidden-state cache is already in the working tree)."""
+    """Prototypes 2 to 5 together (on top of the hidden-state cache, committed in 2a0b0d4)."""
     stack = contextlib.ExitStack()
     for make in (flat_cross_entropy, lean_lora, untied_functional_call, zero_b_base_hidden):
         stack.enter_context(make())
@@ -160,7 +161,7 @@ def combined():
 
 
 PROTOTYPES = {
-    "recompute_hidden (HEAD)": recompute_base_hidden,
+    "recompute_hidden (before 2a0b0d4)": recompute_base_hidden,
     "flat_ce": flat_cross_entropy,
     "lean_lora": lean_lora,
     "untied_functional_call": untied_functional_call,

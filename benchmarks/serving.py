@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         app = InProcessApp(cfg)
         connect, stop, where = (lambda: app), (lambda: None), "this process (no Ray, no HTTP)"
     startup = time.perf_counter() - wall0
-    print(f"app up in {where} in {startup:.1f} s", flush=True)
+    print(f"app up ({where}) in {startup:.1f} s", flush=True)
     run_id = uuid.uuid4().hex[:8]
     rows, all_samples = [], []
     try:
