@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "http://127.0.0.1:8000"
+SERVE = str(Path(sys.executable).with_name("serve"))  # the venv's CLI: CI does not put the venv on PATH
 
 
 def _port_8000_free() -> bool:
@@ -67,7 +69,7 @@ def test_serve_run_answers_over_http_and_stops_on_sigterm(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERK_")}  # no config: the tiny preset
     env.update(RAY_AUTH_MODE="disabled", PERK_OVERRIDES="serve.encoder_max_replicas=1")
     with log.open("w") as out:
-        proc = subprocess.Popen(["serve", "run", "serving.app:perk"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([SERVE, "run", "serving.app:perk"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         health = _wait_healthy(proc, 150)
