@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
-from perk_ray.cli import run_cli
+from perk_ray.cli import run_cli  # first: `import perk_ray` sets OpenMP's wait policy before torch loads
 from perk_ray.errors import InputError
 from perk_ray.evaluation import EvalOptions, evaluate_records, load_records, write_outputs
 from perk_ray.evaluation.methods import check_inputs
 from perk_ray.evaluation.records import evaluation_path
+from perk_ray.runtime import init_ray
+
+import torch
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,11 +69,9 @@ def main() -> int:
             "overrides": list(args.overrides)}
     progress = not args.no_progress
     if args.num_actors > 1:
-        import ray
-
         from perk_ray.evaluation.parallel import evaluate_parallel
 
-        ray.init(log_to_driver=False)
+        init_ray(log_to_driver=False)
         results = evaluate_parallel(args.checkpoint, records, methods, options, num_actors=args.num_actors,
                                     overrides=args.overrides, device=args.device, progress=progress, meta=meta)
     else:

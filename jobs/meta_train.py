@@ -16,9 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import ray
-
 from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
+from perk_ray.runtime import init_ray
 from perk_ray.train.data_prep import prepare_splits
 from perk_ray.train.ray_trainer import fit
 
@@ -50,7 +49,7 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
     splits = prepare_splits(cfg, run_dir)
-    ray.init(log_to_driver=True)
+    init_ray(log_to_driver=True)
     outcome = fit(cfg, splits["train"], splits["dev"], run_dir)
     print(f"best checkpoint (dev accuracy): {outcome.best_checkpoint}")
     print(f"final checkpoint: {outcome.final_checkpoint}")

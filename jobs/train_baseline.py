@@ -20,6 +20,7 @@ from perk_ray.checkpoint import read_checkpoint_info
 from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
 from perk_ray.config import apply_overrides, build_config
 from perk_ray.errors import InputError
+from perk_ray.runtime import init_ray
 from perk_ray.evaluation.icl_ft import deepspeed_available
 
 
@@ -54,9 +55,7 @@ def main() -> int:
     from perk_ray.evaluation.icl_ft_ray import fit_icl_ft, train_split
 
     train_path = train_split(args.data)
-    import ray
-
-    ray.init(log_to_driver=True)
+    init_ray(log_to_driver=True)
     output = fit_icl_ft(cfg, train_path, args.output, engine=engine, storage_path=args.storage_path)
     print(f"icl-ft ({engine}, {cfg.train.num_workers} workers) trained on {train_path}: {output}")
     print(f"evaluate: python jobs/evaluate.py --checkpoint PERK_CKPT --data DATA --methods perk,icl,icl-ft "

@@ -73,6 +73,9 @@ class InnerConfig(_Section):
     grad_clip: float | None = Field(1.0, gt=0)
     chunk_tokens: int = Field(128, ge=4)
     micro_batch_chunks: int = Field(4, ge=1, description="Chunks per micro-batch (gradient accumulation).")
+    encode_micro_batch_chunks: int = Field(
+        16, ge=1, description="Chunks per micro-batch when encoding at inference: no graph is kept across micro-batches, "
+        "so bigger is faster (1.6x at 16 vs 4 on CPU) for one micro-batch's activations.")
     shuffle_chunks: bool = True
     max_context_tokens: int = Field(32768, ge=1)
     weighting: Literal["mlp", "none"] = "mlp"
@@ -124,6 +127,8 @@ class TrainConfig(_Section):
     """Distribution, checkpoints and run control of the meta-training job."""
 
     strategy: Literal["ddp", "fsdp", "cp"] = "ddp"
+    fsdp_full_shard: bool = Field(False, description="fsdp: keep the frozen weights sharded during the meta-step too "
+                                  "(gathered per use in forward, backward and double backward), not only at rest.")
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)

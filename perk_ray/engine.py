@@ -73,7 +73,7 @@ class PerkEngine:
         chunks = build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens)
         chunks = chunks.to(self.base.device)
         result = adapt(self.base, self.meta.init_params(), self.meta.lrs(), self.meta.weighting, chunks, inner,
-                       create_graph=False)
+                       create_graph=False, micro_batch_chunks=inner.encode_micro_batch_chunks)
         params = {n: t.detach() for n, t in result.params.items()}
         return Memory(params, chunks.num_chunks, chunks.num_context_tokens, result.losses,
                       time.perf_counter() - start)

@@ -147,8 +147,11 @@ def adapt(
     create_graph: bool,
     grad_reduce: GradReduce | None = None,
     total_chunks: int | None = None,
+    micro_batch_chunks: int | None = None,
 ) -> InnerResult:
     """Run the K inner steps from ``init``; ``create_graph`` keeps the last T steps differentiable (meta-training).
+
+    ``micro_batch_chunks`` overrides ``cfg.micro_batch_chunks`` (encoding uses ``cfg.encode_micro_batch_chunks``).
 
     With context parallelism each rank passes its own chunks, ``total_chunks`` (all ranks) and a ``grad_reduce``
     that sums the inner gradients over ranks differentiably.
@@ -161,9 +164,10 @@ def adapt(
     total = total_chunks or chunks.num_chunks
     losses: list[float] = []
     hidden_cache: list[Tensor] = []
+    micro_batch = micro_batch_chunks or cfg.micro_batch_chunks
     for k in range(cfg.steps):
         keep = create_graph and k >= cfg.steps - cfg.truncation
-        grads, loss = inner_gradients(base, params, weighting, chunks, cfg.micro_batch_chunks, total, keep,
+        grads, loss = inner_gradients(base, params, weighting, chunks, micro_batch, total, keep,
                                       hidden_cache)
         if grad_reduce is not None:
             *grads, loss = grad_reduce([*grads, loss.to(grads[0].device, grads[0].dtype)])

@@ -1,7 +1,8 @@
 """Distribution strategies of the meta-step: ddp, fsdp (FSDP2 over decoder layers) and context parallelism.
 
 All strategies replicate the meta-parameters and sum their gradients with one flat all-reduce (DDP's hooks do not
-fire on ``autograd.grad``, design.md). ``fsdp`` additionally shards the frozen base weights at rest; ``cp`` splits
+fire on ``autograd.grad``, design.md). ``fsdp`` additionally shards the frozen base weights at rest (FSDP2, gathered
+for the whole step), or with ``train.fsdp_full_shard`` during the step as well (``frozen_shards``); ``cp`` splits
 each context's chunks over the ranks and sums the inner gradients with a differentiable all-reduce.
 """
 
@@ -17,6 +18,7 @@ from torch import Tensor
 from perk_ray.inner_loop import GradReduce
 from perk_ray.meta import MetaParams, PreparedTask
 from perk_ray.model import BaseModel
+from perk_ray.train.frozen_shards import GatherStats, check_lockstep, shard_frozen_weights, sharded_bytes
 
 T = TypeVar("T")
 
@@ -54,11 +56,12 @@ def differentiable_sum(tensors: list[Tensor]) -> list[Tensor]:
 
 
 def frozen_param_bytes(base: BaseModel) -> int:
-    """Bytes of frozen base weights resident on this rank (local shards for FSDP2 DTensors)."""
-    total = 0
-    for p in base.model.parameters():
+    """Bytes of frozen base weights resident on this rank (local shards for FSDP2 DTensors and full sharding); the
+    module's LoRA tensors are not counted (the fast weights are swapped in by functional calls)."""
+    total = sharded_bytes(base.model)
+    for name, p in base.model.named_parameters():
         local = p.to_local() if hasattr(p, "to_local") else p
-        if not p.requires_grad:
+        if ".lora_" not in name:
             total += local.numel() * local.element_size()
     return total
 
@@ -82,13 +85,17 @@ class Strategy:
     rank: int = 0
     world_size: int = 1
     layers: Sequence[torch.nn.Module] = ()
+    gathers: GatherStats | None = None  # full sharding: what the per-use weight gathers measured
 
     @classmethod
-    def create(cls, name: str, base: BaseModel) -> "Strategy":
+    def create(cls, name: str, base: BaseModel, full_shard: bool = False) -> "Strategy":
         rank, world = _world()
         strategy = cls(name, rank, world)
         if name == "fsdp" and world > 1:
-            strategy.layers = _shard_layers(base)
+            if full_shard:
+                strategy.gathers = shard_frozen_weights(base.model)
+            else:
+                strategy.layers = _shard_layers(base)
         return strategy
 
     def my_tasks(self, batch: Sequence[T]) -> list[T]:
@@ -96,6 +103,15 @@ class Strategy:
         if self.name == "cp":
             return list(batch)
         return [r for j, r in enumerate(batch) if j % self.world_size == self.rank]
+
+    def my_eval_records(self, records: Sequence[T]) -> list[T]:
+        """The records this rank evaluates: all of them under full sharding (its gathers run in lockstep)."""
+        return list(records) if self.gathers is not None else list(records[self.rank :: self.world_size])
+
+    def check_lockstep(self, micro_batches: list[int]) -> None:
+        """Full sharding: every rank must run as many tasks and micro-batches (each weight read is a collective)."""
+        if self.gathers is not None:
+            check_lockstep([len(micro_batches), *micro_batches], "number of tasks and micro-batches per task")
 
     def shard_task(self, task: PreparedTask) -> tuple[PreparedTask, int]:
         """This rank's chunks of a task and the context's total chunk count."""

@@ -77,6 +77,7 @@ class StepMetrics:
     tokens_per_s: float
     step_seconds: float
     peak_mib: float
+    frozen_mib: float  # frozen base weights resident on this rank during the step (max over ranks)
     lr: float
 
 
@@ -92,7 +93,7 @@ class MetaTrainer:
         self.base = load_base_model(cfg.model, cfg.lora, device)
         self.meta = MetaParams.from_base(self.base, cfg)
         self.frozen_bytes_full = frozen_param_bytes(self.base)
-        self.strategy = Strategy.create(cfg.train.strategy, self.base)
+        self.strategy = Strategy.create(cfg.train.strategy, self.base, cfg.train.fsdp_full_shard)
         self.frozen_bytes_at_rest = frozen_param_bytes(self.base)
         self.total_steps = total_steps(cfg, len(self.train))
         self.optimizer, self.scheduler = build_outer_optimizer(self.meta, cfg, self.total_steps)
@@ -113,6 +114,12 @@ class MetaTrainer:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "torch_rng": torch.get_rng_state()}
 
+    def frozen_bytes_in_step(self) -> int:
+        """Frozen weight bytes resident on this rank during a meta-step: all of them unless fully sharded, then the
+        shards plus the largest weight gathered at once."""
+        gathers = self.strategy.gathers
+        return self.frozen_bytes_at_rest + gathers.peak if gathers is not None else self.frozen_bytes_full
+
     def run_step(self) -> StepMetrics:
         cfg, strategy = self.cfg, self.strategy
         indices = global_batch_indices(len(self.train), cfg.outer.batch_size, cfg.train.seed, self.step)
@@ -122,6 +129,7 @@ class MetaTrainer:
             tasks.append(task)
             totals.append(total)
         self.base.model.train(cfg.lora.dropout > 0)
+        strategy.check_lockstep([-(-t.chunks.num_chunks // cfg.inner.micro_batch_chunks) for t in tasks])
         start = time.perf_counter()
         strategy.before_step()
         with PeakMemory(self.base.device) as mem:
@@ -133,27 +141,30 @@ class MetaTrainer:
         self.step += 1
         tokens = stats.context_tokens if strategy.name != "cp" or strategy.rank == 0 else 0
         tokens, = _all_reduce([float(tokens)])
-        peak, = _all_reduce([mem.peak_mib], dist.ReduceOp.MAX if dist.is_initialized() else None)
+        peak, frozen = _all_reduce([mem.peak_mib, self.frozen_bytes_in_step() / 2**20],
+                                   dist.ReduceOp.MAX if dist.is_initialized() else None)
         n = len(tasks) or 1
         loss_sum, first_sum, last_sum, count = _all_reduce(
             [stats.outer_loss * len(tasks), stats.inner_first * len(tasks), stats.inner_last * len(tasks), len(tasks)])
         count = count or n
         return StepMetrics(self.step, loss_sum / count, first_sum / count, last_sum / count, stats.grad_norm,
-                           tokens / seconds, seconds, peak, self.scheduler.get_last_lr()[0])
+                           tokens / seconds, seconds, peak, frozen, self.scheduler.get_last_lr()[0])
 
     def dev_accuracy(self, limit: int | None = None) -> float:
         """Exact-match accuracy of PERK answers on the dev records (shared over ranks)."""
         records = self.dev[:limit] if limit else self.dev
         if not records:
             return float("nan")
-        rank, world = self.strategy.rank, self.strategy.world_size
         engine = PerkEngine(self.cfg, self.base, self.meta)
+        mine = self.strategy.my_eval_records(records)
         self.strategy.before_step()
         correct = 0
-        for record in records[rank::world]:
+        for record in mine:
             memory = engine.encode(list(record["context"]))
             correct += exact_match(engine.answer(memory, [record["question"]])[0], list(record["answer"]))
         self.strategy.after_step()
+        if len(mine) == len(records):  # every rank saw every record
+            return correct / len(records)
         total_correct, = _all_reduce([float(correct)])
         return total_correct / len(records)
 

@@ -16,6 +16,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from perk_ray.checkpoint import atomic_directory
 from perk_ray.config import PerkConfig, build_config
 from perk_ray.errors import ConfigError
+from perk_ray.runtime import set_torch_threads
 from perk_ray.train.loop import MetaTrainer, run_meta_training
 
 RUN_NAME = "meta_train"
@@ -33,6 +34,7 @@ def train_worker(config: dict[str, Any]) -> None:
     """Ray Train worker: build the trainer, resume from Ray's latest checkpoint, run the loop."""
     cfg = build_config(config["cfg"])
     context = ray.train.get_context()
+    set_torch_threads(cfg.train.cpus_per_worker)
     device = "cpu"
     if cfg.train.use_gpu:
         import torch

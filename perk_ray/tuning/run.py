@@ -16,6 +16,7 @@ from ray.tune.schedulers import ASHAScheduler
 from perk_ray.cli import add_config_arguments, run_cli
 from perk_ray.config import PerkConfig
 from perk_ray.errors import ConfigError
+from perk_ray.runtime import init_ray
 from perk_ray.tuning.results import best_row, markdown_table, results_table, write_results
 from perk_ray.tuning.space import (SEARCHES, Point, Space, as_overrides, base_config, check_space, describe, load_space,
                                    trial_config)
@@ -66,7 +67,7 @@ def run_space(space: Space, preset: str, overrides: Sequence[str], output: str |
         "config": base.to_dict(), "search": search, "scheduler": scheduler, "pretrain_steps": pretrain_steps,
         "num_samples": num_samples if search != "grid" else 1})
     if not ray.is_initialized():
-        ray.init()
+        init_ray()
     concurrency = max_concurrent_trials(configs, ray.cluster_resources())
     splits = prepare_data(configs, output, log)
     key = data_key(configs[0])

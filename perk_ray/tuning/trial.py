@@ -17,6 +17,7 @@ from ray import tune
 from perk_ray.checkpoint import atomic_directory
 from perk_ray.config import PerkConfig, build_config
 from perk_ray.errors import ConfigError
+from perk_ray.runtime import set_torch_threads
 from perk_ray.tuning.space import Space, trial_config
 
 METRIC, MODE = "dev_accuracy", "max"
@@ -113,11 +114,9 @@ def run_trial(config: dict[str, Any], base: dict[str, Any], splits: dict[str, di
 
 def _local_trial(cfg: PerkConfig, paths: dict[str, str]) -> None:
     """MetaTrainer in the trial's process; Tune checkpoints are meta-checkpoints, so a resumed trial continues."""
-    import torch
-
     from perk_ray.train.loop import MetaTrainer, run_meta_training
 
-    torch.set_num_threads(max(1, int(cfg.train.cpus_per_worker)))
+    set_torch_threads(cfg.train.cpus_per_worker)
     trainer = MetaTrainer(cfg, _records(paths["train"]), _records(paths["dev"]),
                           "cuda" if cfg.train.use_gpu else "cpu")
     checkpoint = tune.get_checkpoint()

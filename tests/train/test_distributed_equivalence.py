@@ -1,4 +1,5 @@
-"""2 ranks (gloo, float64) give the same meta-parameters as 1 rank on the same global batches: ddp, fsdp, cp."""
+"""2 ranks (gloo, float64) give the same meta-parameters as 1 rank on the same global batches: ddp, fsdp (sharded at
+rest, and fully sharded during the step), cp."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from perk_ray.config import load_config
 from perk_ray.train.loop import MetaTrainer
 
 STEPS = 2
-STRATEGIES = ("ddp", "fsdp", "cp")
+# full sharding needs the ranks in lockstep: one micro-batch per task (the 1-rank reference uses 2 chunks per micro-batch)
+STRATEGIES = {"ddp": ["train.strategy=ddp"], "fsdp": ["train.strategy=fsdp"], "cp": ["train.strategy=cp"],
+              "fsdp-full": ["train.strategy=fsdp", "train.fsdp_full_shard=true", "inner.micro_batch_chunks=16"]}
 OVERRIDES = ["model.dtype=float64", "model.tiny.hidden_size=32", "model.tiny.num_layers=2",
              "model.tiny.intermediate_size=64", "lora.rank=4", "inner.chunk_tokens=16", "inner.micro_batch_chunks=2",
              "outer.batch_size=4", "outer.lr=0.01", "inner.shuffle_chunks=true"]
@@ -27,8 +30,8 @@ def _records(n: int = 8) -> list[dict]:
              "question": f"What is the code of {fruits[i]}?", "answer": [str(i)], "support": []} for i in range(n)]
 
 
-def _train(strategy: str) -> MetaTrainer:
-    cfg = load_config("tiny", [*OVERRIDES, f"train.strategy={strategy}", f"train.max_steps={STEPS}"])
+def _train(overrides: list[str]) -> MetaTrainer:
+    cfg = load_config("tiny", [*OVERRIDES, *overrides, f"train.max_steps={STEPS}"])
     trainer = MetaTrainer(cfg, _records(), [])
     for _ in range(STEPS):
         trainer.run_step()
@@ -36,15 +39,17 @@ def _train(strategy: str) -> MetaTrainer:
 
 
 def _worker(rank: int, port: int, out: str) -> None:
-    """Both ranks run every strategy in turn (one process start-up for all three)."""
+    """Both ranks run every strategy in turn (one process start-up for all of them)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=2)
     results = {}
-    for strategy in STRATEGIES:
-        trainer = _train(strategy)
+    for strategy, overrides in STRATEGIES.items():
+        trainer = _train(overrides)
         results[strategy] = {"meta": {k: v.detach().clone() for k, v in trainer.meta.state_dict().items()},
-                             "frozen_at_rest": trainer.frozen_bytes_at_rest, "frozen_full": trainer.frozen_bytes_full}
+                             "frozen_at_rest": trainer.frozen_bytes_at_rest, "frozen_full": trainer.frozen_bytes_full,
+                             "frozen_in_step": trainer.frozen_bytes_in_step(),
+                             "gathers": trainer.strategy.gathers.gathers if trainer.strategy.gathers else 0}
     if rank == 0:
         torch.save(results, out)
     dist.barrier()
@@ -69,7 +74,7 @@ def one_rank() -> dict[str, torch.Tensor]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the ranks: Qwen2's float32 norm/softmax round differently with other thread counts
     try:
-        return _train("ddp").meta.state_dict()
+        return _train(STRATEGIES["ddp"]).meta.state_dict()
     finally:
         torch.set_num_threads(threads)
 
@@ -85,5 +90,15 @@ def test_two_ranks_match_one_rank(one_rank, two_ranks, strategy):
 
 def test_fsdp_shards_the_frozen_decoder_weights_at_rest(two_ranks):
     fsdp, ddp = two_ranks["fsdp"], two_ranks["ddp"]
-    assert ddp["frozen_at_rest"] == ddp["frozen_full"]
+    assert ddp["frozen_at_rest"] == ddp["frozen_full"] == ddp["frozen_in_step"]
     assert fsdp["frozen_at_rest"] < 0.8 * fsdp["frozen_full"]  # layers halved; embeddings stay replicated
+    assert fsdp["frozen_in_step"] == fsdp["frozen_full"]  # gathered for the whole step
+
+
+def test_full_sharding_keeps_the_frozen_weights_sharded_during_the_step(two_ranks):
+    full = two_ranks["fsdp-full"]
+    # every linear and the embedding halved (norms and biases stay replicated), plus one gathered weight at a time:
+    # here the embedding, 31% of this tiny model (about 7% of Qwen2.5-7B)
+    assert full["frozen_at_rest"] < 0.55 * full["frozen_full"]
+    assert full["frozen_in_step"] < 0.85 * full["frozen_full"]
+    assert full["gathers"] > 0

@@ -1,0 +1,32 @@
+"""Process settings every perk-ray process shares: OpenMP's wait policy, torch's thread count, Ray's runtime env."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+PROCESS_ENV_KEYS = ("OMP_WAIT_POLICY",)
+
+
+def process_env() -> dict[str, str]:
+    """The environment variables that Ray workers inherit from this process (set by ``import perk_ray``)."""
+    return {key: os.environ[key] for key in PROCESS_ENV_KEYS if key in os.environ}
+
+
+def init_ray(**kwargs: Any) -> None:
+    """``ray.init`` (joins ``RAY_ADDRESS`` or a submitted job's cluster, else starts a local Ray) whose workers
+    inherit :func:`process_env`; the caller's ``runtime_env`` env vars win."""
+    import ray
+
+    runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+    runtime_env["env_vars"] = {**process_env(), **runtime_env.get("env_vars", {})}
+    ray.init(runtime_env=runtime_env, **kwargs)
+
+
+def set_torch_threads(cpus: float) -> int:
+    """One torch intra-op thread per reserved CPU (at least one); returns the count."""
+    import torch
+
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    return threads
