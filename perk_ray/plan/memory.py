@@ -186,7 +186,9 @@ def estimate_memory(cfg: PerkConfig, arch: Architecture, transient: Transient = 
     weighting = (arch.hidden_size + 2) * inner.weighting_hidden + 1 if inner.weighting == "mlp" else 0
     rates = 2 * len(lora_targets(arch, cfg.lora)) * arch.num_layers * inner.steps
     frozen = arch.num_params() * ITEMSIZE[dtype]
-    if cfg.train.strategy == "fsdp":  # gathered for the meta-step, plus the shard kept at rest
+    if cfg.train.strategy == "fsdp" and cfg.train.fsdp_full_shard:  # the shard, plus one weight gathered at a time
+        frozen = frozen // cfg.train.num_workers + arch.vocab_size * arch.hidden_size * ITEMSIZE[dtype]
+    elif cfg.train.strategy == "fsdp":  # gathered for the meta-step, plus the shard kept at rest
         frozen += frozen // cfg.train.num_workers
 
     fwd = per_position(_counts(FORWARD, dtype), arch, cfg, shape.seq)

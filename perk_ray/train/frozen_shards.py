@@ -21,6 +21,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd import Function
 
+from perk_ray.errors import InputError
+
 
 @dataclass
 class GatherStats:
@@ -150,6 +152,6 @@ def check_lockstep(values: list[int], what: str) -> None:
     dist.all_reduce(low, op=dist.ReduceOp.MIN)
     dist.all_reduce(high, op=dist.ReduceOp.MAX)
     if not torch.equal(low, high):
-        raise ValueError(f"train.fsdp_full_shard=true needs every rank to run the same {what} in a meta-step "
+        raise InputError(f"train.fsdp_full_shard=true needs every rank to run the same {what} in a meta-step "
                          f"(ranks differ: min {low.tolist()}, max {high.tolist()}); use contexts of equal length, "
                          "or inner.micro_batch_chunks >= the chunks of the longest context")

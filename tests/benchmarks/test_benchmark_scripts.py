@@ -1,6 +1,6 @@
 """Smoke test: every benchmark script runs its ``--quick`` mode and writes its JSON, table and plot.
 
-The scripts run in this process (``main(argv)``), so torch and transformers are imported once; the four quick runs
+The scripts run in this process (``main(argv)``), so torch and transformers are imported once; the quick runs
 take well under a minute on an idle 2-core machine. They write to a temporary directory, never to
 benchmarks/results.
 """
@@ -85,3 +85,12 @@ def test_serving_quick(tmp_path):
     kinds = {r["kind"]: r for r in payload["rows"]}
     assert kinds["all"]["ok"] > 0
     assert kinds["cold"]["cache_flag_wrong"] == 0 and kinds["cached"]["cache_flag_wrong"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_frozen_memory_quick(tmp_path):
+    payload = run_quick("frozen_memory", tmp_path)
+    rows = {r["mode"]: r for r in payload["rows"]}
+    assert rows["ddp"]["frozen_in_step_mib"] == rows["fsdp"]["frozen_in_step_mib"]  # FSDP2 gathers for the step
+    assert rows["fsdp full shard"]["frozen_in_step_mib"] < rows["ddp"]["frozen_in_step_mib"]
+    assert rows["fsdp full shard"]["gathers_per_step"] > 0

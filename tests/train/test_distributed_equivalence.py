@@ -50,10 +50,24 @@ def _worker(rank: int, port: int, out: str) -> None:
                              "frozen_at_rest": trainer.frozen_bytes_at_rest, "frozen_full": trainer.frozen_bytes_full,
                              "frozen_in_step": trainer.frozen_bytes_in_step(),
                              "gathers": trainer.strategy.gathers.gathers if trainer.strategy.gathers else 0}
+    results["lockstep_error"] = _unequal_contexts_error()
     if rank == 0:
         torch.save(results, out)
     dist.barrier()
     dist.destroy_process_group()
+
+
+def _unequal_contexts_error() -> str:
+    """Full sharding with one short and one long context in a batch of 2: the ranks would run different numbers
+    of micro-batches (and of weight gathers), so both must refuse the step instead of hanging."""
+    records = [{"id": "short", "context": ["A short one."], "question": "Q?", "answer": ["a"], "support": []},
+               {"id": "long", "context": ["A much longer context. " * 8], "question": "Q?", "answer": ["b"], "support": []}]
+    cfg = load_config("tiny", [*OVERRIDES, *STRATEGIES["fsdp-full"], "inner.micro_batch_chunks=1", "outer.batch_size=2"])
+    try:
+        MetaTrainer(cfg, records, []).run_step()
+    except ValueError as err:
+        return str(err)
+    return ""
 
 
 def _free_port() -> int:
@@ -102,3 +116,8 @@ def test_full_sharding_keeps_the_frozen_weights_sharded_during_the_step(two_rank
     assert full["frozen_at_rest"] < 0.55 * full["frozen_full"]
     assert full["frozen_in_step"] < 0.85 * full["frozen_full"]
     assert full["gathers"] > 0
+
+
+def test_full_sharding_refuses_ranks_out_of_lockstep(two_ranks):
+    assert "train.fsdp_full_shard=true needs every rank to run the same number of tasks and micro-batches" in \
+        two_ranks["lockstep_error"]
