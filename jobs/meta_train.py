@@ -58,7 +58,7 @@ def main() -> int:
     if not args.no_eval and "test" in splits and evaluate.exists():
         out = run_dir / "eval"
         cmd = [sys.executable, str(evaluate), "--checkpoint", str(outcome.best_checkpoint), "--data",
-               str(splits["test"]), "--methods", "perk,ttl,icl", "--output", str(out)]
+               str(splits["test"]), "--methods", "perk,icl", "--output", str(out)]  # ttl, icl-ft: jobs/evaluate.py
         if cfg.model.name == "smollm2-135m":
             cmd += ["--icl-template", "chat"]  # the instruct model ends at once after a plain `Answer:` prompt
         print("evaluating:", " ".join(cmd))

@@ -20,16 +20,24 @@ def icl_prompt(context: str, question: str) -> str:
     return f"{context}\n\n{question.strip()}\nAnswer:"
 
 
+# What an instruct model is told with the chat template (BabiLong's own prompts do the same: an instruction to
+# answer from the facts, the latest fact winning, in a short answer), so that the baseline is not weak by format.
+CHAT_INSTRUCTION = ("Read the text, then answer the question from the facts stated in it. When the text states "
+                    "several facts about the same person or thing, the most recent one counts. Answer in one short "
+                    "sentence.")
+
+
 def prompt_builder(tokenizer: PreTrainedTokenizerBase, template: Template) -> PromptBuilder:
-    """``plain``: ``icl_prompt``; ``chat``: the context and question as one user turn of the tokenizer's chat
-    template, then the assistant's turn (for instruct models, which may end a plain prompt at once)."""
+    """``plain``: ``icl_prompt``; ``chat``: ``CHAT_INSTRUCTION``, the context and the question as one user turn of
+    the tokenizer's chat template, then the assistant's turn (for instruct models, which may end a plain prompt at
+    once)."""
     if template == "plain":
         return icl_prompt
     if not getattr(tokenizer, "chat_template", None):
         raise InputError("--icl-template chat: the model's tokenizer has no chat template; use plain")
 
     def chat(context: str, question: str) -> str:
-        turn = [{"role": "user", "content": f"{context}\n\n{question.strip()}"}]
+        turn = [{"role": "user", "content": f"{CHAT_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}"}]
         return tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
 
     return chat

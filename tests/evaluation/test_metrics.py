@@ -8,7 +8,7 @@ from perk_ray.data import TaskRecord, write_parquet
 from perk_ray.evaluation.aggregate import depth_bin, regime, summarize
 from perk_ray.evaluation.metrics import babilong_match, bootstrap_ci, exact_match, first_sentence, normalize_answer
 from perk_ray.errors import InputError
-from perk_ray.evaluation.prompts import fit_prompt, icl_prompt, prompt_builder
+from perk_ray.evaluation.prompts import CHAT_INSTRUCTION, fit_prompt, icl_prompt, prompt_builder
 from perk_ray.evaluation.records import length_bucket, limit_records, load_records
 from perk_ray.tokenizer import build_byte_tokenizer
 
@@ -125,7 +125,8 @@ def test_chat_template_prompt_for_instruct_models():
     tokenizer.chat_template = ("{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}"
                                "{% if add_generation_prompt %}<a>{% endif %}")
     build = prompt_builder(tokenizer, "chat")
-    assert build("the context", " Where? ") == "<u>the context\n\nWhere?</u><a>"
-    cut = fit_prompt(tokenizer, ["AAAA first segment", "the needle is here"], "Where?", 30, "truncate", build)
-    assert cut.status == "truncated" and cut.text.startswith("<u>") and cut.text.endswith("here\n\nWhere?</u><a>")
+    assert build("the context", " Where? ") == f"<u>{CHAT_INSTRUCTION}\n\nthe context\n\nQuestion: Where?</u><a>"
+    limit = len(tokenizer.encode(build("", "Where?"), add_special_tokens=False)) + 12  # room for 12 context tokens
+    cut = fit_prompt(tokenizer, ["AAAA first segment", "the needle is here"], "Where?", limit, "truncate", build)
+    assert cut.status == "truncated" and cut.text.startswith("<u>") and cut.text.endswith("here\n\nQuestion: Where?</u><a>")
     assert prompt_builder(tokenizer, "plain") is icl_prompt
