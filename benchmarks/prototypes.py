@@ -1,8 +1,9 @@
-"""Scratch prototypes of proposed speed changes to perk_ray, applied by monkeypatching (perk_ray/ is not edited).
+"""Variants of the inner loop's code, applied by monkeypatching, to time against the current code in one process.
 
-Each prototype is a context manager that swaps one function for the proposed version and restores it on exit, so
-``benchmarks/inner_loop_costs.py`` can time the current code and the proposal in the same process, interleaved.
-The proposed code is written out in full here so it can be copied into perk_ray as is.
+Each variant is a context manager that swaps one function and restores it on exit, so
+``benchmarks/inner_loop_costs.py`` can time the current code and the variant interleaved. Variants marked
+``(before)`` are the former code of a speed-up that has been applied to perk_ray (a speed-up below 1 is what the
+change bought); ``(proposal)`` variants are not applied yet, written out in full so they can be copied as is.
 """
 
 from __future__ import annotations
@@ -47,34 +48,28 @@ def recompute_base_hidden():
     return patched(inner_loop, "inner_gradients", _inner_gradients_no_cache)
 
 
-# --- 2. The inner loss without the logits slice and the transpose copy ------------------------------------------
+# --- 2. Before the flat cross-entropy (now in inner_loop.chunk_loss_sum): sliced, transposed logits -------------
 
-def chunk_loss_sum_flat(base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None,
-                        weights_grad: bool, hidden: Tensor | None = None) -> Tensor:
-    """Same value as ``inner_loop.chunk_loss_sum``, computed on the full-length logits.
-
-    The targets are shifted instead of the logits (``logits[:, :-1]`` costs a full-size zero-filled gradient and a
-    copy in backward), and the cross-entropy runs on (tokens, vocab) rows instead of ``logits.transpose(1, 2)``
-    (which the 2-D NLL kernel makes contiguous: another full copy, forward and backward). The last position has
-    ``loss_mask == 0`` by construction (it predicts nothing), so its weight is 0 and the sums are unchanged.
-    """
+def chunk_loss_sum_sliced(base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None,
+                          weights_grad: bool, hidden: Tensor | None = None) -> Tensor:
+    """The former ``inner_loop.chunk_loss_sum``: ``logits[:, :-1]`` (a full-size zero-filled gradient and a copy in
+    backward) and the CE on ``logits.transpose(1, 2)`` (made contiguous by the 2-D NLL kernel: another full copy)."""
     logits = inner_loop._float_logits(model_mod.lora_forward(base, params, chunks.input_ids,
-                                                             chunks.attention_mask).logits)
-    rows, length, vocab = logits.shape
-    targets = F.pad(chunks.input_ids[:, 1:], (0, 1), value=0)
-    mask = chunks.loss_mask.to(logits.dtype)
-    ce = F.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none").view(rows, length)
+                                                             chunks.attention_mask).logits[:, :-1])
+    targets = chunks.input_ids[:, 1:]
+    mask = chunks.loss_mask[:, :-1].to(logits.dtype)
+    ce = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     if weighting is None:
         weights = mask
     else:
         hidden = inner_loop.base_last_hidden(base, chunks) if hidden is None else hidden
         with torch.set_grad_enabled(weights_grad):
-            weights = weighting(hidden, mask).to(ce.dtype)
+            weights = weighting(hidden[:, :-1], mask).to(ce.dtype)
     return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
 
 
-def flat_cross_entropy():
-    return patched(inner_loop, "chunk_loss_sum", chunk_loss_sum_flat)
+def sliced_cross_entropy():
+    return patched(inner_loop, "chunk_loss_sum", chunk_loss_sum_sliced)
 
 
 # --- 3. A lean LoRA forward: scaling folded into B, none of peft's per-call bookkeeping -------------------------
@@ -105,66 +100,56 @@ def lean_lora():
     return patched(peft_lora.Linear, "forward", lean_lora_forward)
 
 
-# --- 4. functional_call without the tied-weight bookkeeping (only LoRA tensors are swapped in) ------------------
+# --- 4. Before tie_weights=False (now in model.lora_forward): functional_call's tied-weight bookkeeping ----------
 
-def lora_forward_untied(base: BaseModel, params: dict[str, Tensor], input_ids: Tensor,
-                        attention_mask: Tensor | None = None, **kwargs):
-    """``model.lora_forward`` with ``tie_weights=False``: the swapped LoRA tensors are never tied to anything."""
+def lora_forward_tied(base: BaseModel, params: dict[str, Tensor], input_ids: Tensor,
+                      attention_mask: Tensor | None = None, **kwargs):
+    """The former ``model.lora_forward``: ``functional_call`` with its default ``tie_weights=True``."""
     return torch.func.functional_call(
         base.model, params, args=(), kwargs={"input_ids": input_ids, "attention_mask": attention_mask, **kwargs},
-        strict=False, tie_weights=False,
+        strict=False,
     )
 
 
-def untied_functional_call():
-    stack = contextlib.ExitStack()
-    stack.enter_context(patched(model_mod, "lora_forward", lora_forward_untied))
-    stack.enter_context(patched(inner_loop, "lora_forward", lora_forward_untied))
+def tied_functional_call():
     import perk_ray.generation as generation
     import perk_ray.meta as meta
 
-    stack.enter_context(patched(meta, "lora_forward", lora_forward_untied))
-    stack.enter_context(patched(generation, "lora_forward", lora_forward_untied))
+    stack = contextlib.ExitStack()
+    for module in (model_mod, inner_loop, meta, generation):
+        stack.enter_context(patched(module, "lora_forward", lora_forward_tied))
     return stack
 
 
-# --- 5. The base hidden states without peft's disable_adapter() (it walks every module twice per call) ------------
-
-_zero_b: dict[int, dict[str, Tensor]] = {}
-
+# --- 5. Before model.base_forward (zero LoRA B): the base hidden states through peft's disable_adapter() ----------
 
 @torch.no_grad()
-def base_last_hidden_zero_b(base: BaseModel, chunks: ChunkBatch) -> Tensor:
-    """``inner_loop.base_last_hidden`` without ``disable_adapter()``: a functional call with every LoRA B set to
-    zero. The LoRA term is then exactly 0 (x A^T 0^T * s), so the output is bit-identical to the base model's, and
-    no module is touched. peft's ``disable_adapter`` calls ``get_model_status``, which walks all named modules
-    (about 6,200 recursive ``named_modules`` calls, 1.9 ms CPU per use for the tiny model), then toggles every LoRA layer off and on.
-    """
-    zeros = _zero_b.get(id(base))
-    if zeros is None:
-        named = dict(base.model.named_parameters())
-        zeros = _zero_b[id(base)] = {n: torch.zeros_like(named[n]) for n in base.lora_names if ".lora_B." in n}
-    out = model_mod.lora_forward(base, zeros, chunks.input_ids, chunks.attention_mask, output_hidden_states=True)
+def base_last_hidden_disable_adapter(base: BaseModel, chunks: ChunkBatch) -> Tensor:
+    """The former ``inner_loop.base_last_hidden``. peft's ``disable_adapter`` calls ``get_model_status``, which walks
+    all named modules (about 6,200 recursive ``named_modules`` calls, 1.9 ms CPU per use for the tiny model), then
+    toggles every LoRA layer off and on."""
+    with base.model.disable_adapter():
+        out = base.model(input_ids=chunks.input_ids, attention_mask=chunks.attention_mask, output_hidden_states=True)
     return out.hidden_states[-1]
 
 
-def zero_b_base_hidden():
-    return patched(inner_loop, "base_last_hidden", base_last_hidden_zero_b)
+def disable_adapter_hidden():
+    return patched(inner_loop, "base_last_hidden", base_last_hidden_disable_adapter)
 
 
-def combined():
-    """Prototypes 2 to 5 together (on top of the hidden-state cache, committed in 2a0b0d4)."""
+def combined_before():
+    """The three applied changes undone together: sliced CE, tied functional_call, disable_adapter."""
     stack = contextlib.ExitStack()
-    for make in (flat_cross_entropy, lean_lora, untied_functional_call, zero_b_base_hidden):
+    for make in (sliced_cross_entropy, tied_functional_call, disable_adapter_hidden):
         stack.enter_context(make())
     return stack
 
 
 PROTOTYPES = {
     "recompute_hidden (before 2a0b0d4)": recompute_base_hidden,
-    "flat_ce": flat_cross_entropy,
-    "lean_lora": lean_lora,
-    "untied_functional_call": untied_functional_call,
-    "zero_b_base_hidden": zero_b_base_hidden,
-    "combined (flat_ce + lean_lora + untied + zero_b)": combined,
+    "sliced_ce (before)": sliced_cross_entropy,
+    "tied_functional_call (before)": tied_functional_call,
+    "disable_adapter_hidden (before)": disable_adapter_hidden,
+    "combined before (sliced_ce + tied + disable_adapter)": combined_before,
+    "lean_lora (proposal)": lean_lora,
 }

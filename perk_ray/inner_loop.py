@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from perk_ray.chunking import ChunkBatch
 from perk_ray.config import InnerConfig
-from perk_ray.model import BaseModel, lora_forward
+from perk_ray.model import BaseModel, base_forward, lora_forward
 
 GradReduce = Callable[[list[Tensor]], list[Tensor]]
 # sqrt(x + _TINY) instead of sqrt(x): finite derivative at x = 0 (LoRA B starts at zero, so A's first gradient is 0)
@@ -37,10 +37,8 @@ def _float_logits(logits: Tensor) -> Tensor:
 
 @torch.no_grad()
 def base_last_hidden(base: BaseModel, chunks: ChunkBatch) -> Tensor:
-    """Last hidden states of the frozen base (LoRA disabled): the input of the token weighting model."""
-    with base.model.disable_adapter():
-        out = base.model(input_ids=chunks.input_ids, attention_mask=chunks.attention_mask, output_hidden_states=True)
-    return out.hidden_states[-1]
+    """Last hidden states of the frozen base (LoRA off): the input of the token weighting model."""
+    return base_forward(base, chunks.input_ids, chunks.attention_mask, output_hidden_states=True).hidden_states[-1]
 
 
 def chunk_loss_sum(
@@ -50,18 +48,21 @@ def chunk_loss_sum(
     """Sum over chunks of each chunk's (weighted) mean next-token CE on its context tokens.
 
     The weights come from the base model's last hidden states (``hidden``, computed here when not given), so they
-    do not depend on the LoRA tensors.
+    do not depend on the LoRA tensors. The targets are shifted rather than the logits, and the CE runs on (tokens,
+    vocab) rows: slicing or transposing the logits costs a full-size copy in forward and in backward. The last
+    position predicts nothing: its ``loss_mask`` is 0.
     """
-    logits = _float_logits(lora_forward(base, params, chunks.input_ids, chunks.attention_mask).logits[:, :-1])
-    targets = chunks.input_ids[:, 1:]
-    mask = chunks.loss_mask[:, :-1].to(logits.dtype)
-    ce = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    logits = _float_logits(lora_forward(base, params, chunks.input_ids, chunks.attention_mask).logits)
+    rows, length, vocab = logits.shape
+    targets = nn.functional.pad(chunks.input_ids[:, 1:], (0, 1))
+    mask = chunks.loss_mask.to(logits.dtype)
+    ce = nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none").view(rows, length)
     if weighting is None:
         weights = mask
     else:
         hidden = base_last_hidden(base, chunks) if hidden is None else hidden
         with torch.set_grad_enabled(weights_grad):
-            weights = weighting(hidden[:, :-1], mask).to(ce.dtype)
+            weights = weighting(hidden, mask).to(ce.dtype)
     return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
 
 

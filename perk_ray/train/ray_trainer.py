@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,23 @@ def _rows(name: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: str(r["id"]))
 
 
+def _quiet_report_log() -> None:
+    """Ray Train V2 logs every ``ray.train.report`` call with its full metrics dict at INFO: our progress line says it."""
+    from ray.train.v2._internal.execution import context as train_context
+
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
+def _log_progress(line: str) -> None:
+    """Progress straight to the process's stream: Train V2 patches ``print`` to log *and* tee every line, so the
+    driver would show each one twice."""
+    sys.__stdout__.write(line + "\n")
+    sys.__stdout__.flush()
+
+
 def train_worker(config: dict[str, Any]) -> None:
     """Ray Train worker: build the trainer, resume from Ray's latest checkpoint, run the loop."""
+    _quiet_report_log()
     cfg = build_config(config["cfg"])
     context = ray.train.get_context()
     set_torch_threads(cfg.train.cpus_per_worker)
@@ -56,7 +73,7 @@ def train_worker(config: dict[str, Any]) -> None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
     metrics_file = Path(config["run_dir"]) / "metrics.jsonl" if context.get_world_rank() == 0 else None
-    run_meta_training(trainer, report, scratch, metrics_file=metrics_file)
+    run_meta_training(trainer, report, scratch, log=_log_progress, metrics_file=metrics_file)
 
 
 def _tracker(cfg: PerkConfig, config: dict[str, Any]):
