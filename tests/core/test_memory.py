@@ -42,10 +42,10 @@ def _encode_peak_mib(engine: PerkEngine, repeats: int) -> float:
 
 
 def test_encoding_memory_is_flat_in_context_length_under_micro_batching():
-    engine = PerkEngine.from_config(tiny_config(*SIZE, "inner.micro_batch_chunks=2"))
+    engine = PerkEngine.from_config(tiny_config(*SIZE, "inner.encode_micro_batch_chunks=2"))
     base_len = 20  # 1120 tokens -> 9 chunks
     peaks = {x: _encode_peak_mib(engine, base_len * x) for x in (1, 4, 16)}
-    unbatched = PerkEngine.from_config(tiny_config(*SIZE, "inner.micro_batch_chunks=1000"))
+    unbatched = PerkEngine.from_config(tiny_config(*SIZE, "inner.encode_micro_batch_chunks=1000"))
     growth = _encode_peak_mib(unbatched, base_len * 16) - _encode_peak_mib(unbatched, base_len)
     assert growth > 40, growth  # the measurement sees activation memory when it does grow...
     assert peaks[16] - peaks[1] < 0.15 * growth + 4, (peaks, growth)  # ...and micro-batching keeps it flat
