@@ -132,6 +132,8 @@ class TrainConfig(_Section):
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
     cpus_per_worker: float = Field(1.0, gt=0)
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads per worker (default: "
+                                      "cpus_per_worker); more than reserved when Ray Data must keep a CPU free")
     gpus_per_worker: float = Field(0.0, ge=0)
     output_dir: str = "runs/perk"
     max_steps: int | None = Field(None, ge=1)

@@ -51,7 +51,7 @@ def train_worker(config: dict[str, Any]) -> None:
     _quiet_report_log()
     cfg = build_config(config["cfg"])
     context = ray.train.get_context()
-    set_torch_threads(cfg.train.cpus_per_worker)
+    set_torch_threads(cfg.train.torch_threads or cfg.train.cpus_per_worker)
     device = "cpu"
     if cfg.train.use_gpu:
         import torch

@@ -116,7 +116,7 @@ def _local_trial(cfg: PerkConfig, paths: dict[str, str]) -> None:
     """MetaTrainer in the trial's process; Tune checkpoints are meta-checkpoints, so a resumed trial continues."""
     from perk_ray.train.loop import MetaTrainer, run_meta_training
 
-    set_torch_threads(cfg.train.cpus_per_worker)
+    set_torch_threads(cfg.train.torch_threads or cfg.train.cpus_per_worker)
     trainer = MetaTrainer(cfg, _records(paths["train"]), _records(paths["dev"]),
                           "cuda" if cfg.train.use_gpu else "cpu")
     checkpoint = tune.get_checkpoint()
