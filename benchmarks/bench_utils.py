@@ -202,6 +202,16 @@ def write_results(stem: Path, payload: dict[str, Any], markdown: str) -> None:
     stem.with_suffix(".md").write_text(markdown.rstrip() + "\n")
 
 
+def save_figure(fig, path: Path, title: str) -> None:
+    """Title the figure, lay it out, write it as a PNG and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def pyplot():
     import matplotlib
 

@@ -27,8 +27,8 @@ import argparse
 import time
 from typing import Any
 
-from bench_utils import (load_average, timed, loglog_slope, machine_info, machine_line, matmul_roof, median, pyplot,
-                    quiet_warnings, results_path, setup_torch, spread, table, write_results)
+from bench_utils import (load_average, loglog_slope, machine_info, machine_line, matmul_roof, median, pyplot,
+                         quiet_warnings, results_path, save_figure, setup_torch, spread, table, timed, write_results)
 
 QUESTION = "What is the code of record #0?"
 
@@ -270,11 +270,8 @@ def plot(rows: list[dict[str, Any]], exponents: dict[str, Any], path, info: dict
         ax.set_title(title, fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"tiny preset, {info['cores']}-core CPU (shared, loaded), {info['torch_threads']} torch thread; "
-                 "medians of interleaved repeats", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"tiny preset, {info['cores']}-core CPU (shared, loaded), {info['torch_threads']} torch "
+                "thread; medians of interleaved repeats")
 
 
 if __name__ == "__main__":

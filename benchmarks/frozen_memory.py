@@ -23,7 +23,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_utils import load_average, machine_info, machine_line, pyplot, quiet_warnings, results_path, table, write_results
+from bench_utils import (load_average, machine_info, machine_line, pyplot, quiet_warnings, results_path, save_figure,
+                         table, write_results)
 
 MODES = {"ddp": ["train.strategy=ddp"], "fsdp": ["train.strategy=fsdp"],
          "fsdp full shard": ["train.strategy=fsdp", "train.fsdp_full_shard=true"]}
@@ -143,10 +144,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ax.bar([i + 0.2 for i in range(len(rows))], [r["peak_rss_mib"] for r in rows], 0.4, label="peak RSS")
     ax.set_xticks(range(len(rows)), names)
     ax.set_ylabel("MiB per rank")
-    ax.set_title(f"{args.preset}: memory per rank during a meta-step (2 ranks)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=120)
+    save_figure(fig, stem.with_suffix(".png"), f"{args.preset}: memory per rank during a meta-step (2 ranks)")
     print(f"wrote {stem}.json, .md, .png")
     return {"rows": rows}
 

@@ -1,14 +1,14 @@
-"""Where the inner loop's time goes, and what the proposed changes (benchmarks/prototypes.py) buy, same run.
+"""Where the inner loop's time goes, and what code changes (benchmarks/prototypes.py) buy or bought, same run.
 
     python benchmarks/inner_loop_costs.py            # about 5 minutes on 2 loaded cores
     python benchmarks/inner_loop_costs.py --quick    # seconds (smoke test)
 
 1. Profile: ``torch.profiler`` over one encoding (first-order inner loop) and one meta-step (second-order); the
    top operators by self time, the number of operator calls, and the share of wall time not spent in operators.
-2. Prototypes: encoding and meta-step wall time of the current code against each prototype (monkeypatched in this
-   process; perk_ray/ is not edited), interleaved round by round, medians; the outputs are checked against the
-   current code in float64 (exactly the same computation up to rounding).
-3. Configuration levers, same run: micro-batch size (``inner.micro_batch_chunks``).
+2. Variants: encoding and meta-step wall time of the current code against each variant (the former code of an
+   applied change, or a proposal; monkeypatched in this process), interleaved round by round, medians; the outputs
+   are checked against the current code in float64 (exactly the same computation up to rounding).
+3. Configuration levers, same run: encoding micro-batch size (``inner.encode_micro_batch_chunks``).
 4. Threads: encoding in fresh subprocesses with 1 torch thread, 2 threads (torch's default here) and 2 threads with
    ``OMP_WAIT_POLICY=PASSIVE`` (must be set before torch loads), interleaved.
 """
@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from bench_utils import (ROOT, load_average, machine_info, machine_line, median, pyplot, quiet_warnings, results_path,
-                    setup_torch, spread, table, timed, write_results)
+                         save_figure, setup_torch, spread, table, timed, write_results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -75,7 +75,8 @@ def child(spec: str) -> None:
 
 
 def thread_experiment(args: argparse.Namespace) -> list[dict]:
-    cases = {"1 thread": ({}, 1), "2 threads (default OpenMP wait policy)": ({}, 2),
+    # an empty OMP_WAIT_POLICY is OpenMP's default policy, and stops `import perk_ray` from setting PASSIVE
+    cases = {"1 thread": ({}, 1), "2 threads (default OpenMP wait policy)": ({"OMP_WAIT_POLICY": ""}, 2),
              "2 threads, OMP_WAIT_POLICY=PASSIVE": ({"OMP_WAIT_POLICY": "PASSIVE"}, 2)}
     times: dict[str, list[float]] = {k: [] for k in cases}
     tokens = min(args.encode_tokens, 2048)
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     # 3. micro-batch size (a configuration lever): time and peak memory of encoding, same run
     mb_engines = {mb: PerkEngine(cfg.model_copy(update={"inner": cfg.inner.model_copy(
-        update={"micro_batch_chunks": mb})}), engine.base, engine.meta) for mb in args.micro_batches}
+        update={"encode_micro_batch_chunks": mb})}), engine.base, engine.meta) for mb in args.micro_batches}
     mb_times: dict[int, list[float]] = {mb: [] for mb in mb_engines}
     mb_cpu: dict[int, list[float]] = {mb: [] for mb in mb_engines}
     mb_peak = {}
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              ("encode_max_abs_diff", "float64 max diff, memory"),
                              ("meta_grad_max_abs_diff", "float64 max diff, meta-grad")]),
           "\n### Micro-batch size (encoding)\n",
-          table(mb_rows, [("micro_batch_chunks", "inner.micro_batch_chunks"), ("encode_s", "encode s"),
+          table(mb_rows, [("micro_batch_chunks", "inner.encode_micro_batch_chunks"), ("encode_s", "encode s"),
                           ("speedup", f"speed-up vs {base_mb}"), ("cpu_speedup", "(CPU time)"),
                           ("peak_mib", "peak MiB")])]
     if thread_rows:
@@ -322,17 +323,14 @@ def plot(proto_rows, mb_rows, thread_rows, path, info) -> None:
     ax2 = axes[1].twinx()
     ax2.plot([r["micro_batch_chunks"] for r in mb_rows], [r["peak_mib"] for r in mb_rows], "s--", color="C1",
              label="peak MiB")
-    axes[1].set(xscale="log", xlabel="inner.micro_batch_chunks", ylabel="encode seconds", title="micro-batch size")
+    axes[1].set(xscale="log", xlabel="inner.encode_micro_batch_chunks", ylabel="encode seconds", title="micro-batch size")
     ax2.set_ylabel("peak MiB")
     if thread_rows:
         axes[2].bar(range(len(thread_rows)), [r["seconds"] for r in thread_rows])
         axes[2].set_xticks(range(len(thread_rows)), [r["case"].replace(" (", "\n(").replace(", ", ",\n")
                                                      for r in thread_rows], fontsize=7)
         axes[2].set(ylabel="encode seconds", title="torch threads (fresh processes)")
-    fig.suptitle(f"inner loop, tiny preset, {info['cores']}-core CPU (shared, loaded)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"inner loop, tiny preset, {info['cores']}-core CPU (shared, loaded)")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_utils import (load_average, machine_info, machine_line, matmul_roof, median, pyplot, quiet_warnings,
-                    results_path, setup_torch, spread, table, timed, write_results)
+                         results_path, save_figure, setup_torch, spread, table, timed, write_results)
 
 K_SWEEP = [(1, 1), (2, 1), (4, 1), (8, 1)]
 T_SWEEP = [(4, 0), (4, 2), (4, 4)]
@@ -325,11 +325,8 @@ def plot(rows: list[dict], path, info: dict) -> None:
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"meta-step, tiny preset, 4 x 512-token records per global batch, {info['cores']}-core CPU (shared, "
-                 "loaded); CPU time of the stepping thread (wall times in the JSON)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"meta-step, tiny preset, 4 x 512-token records per global batch, {info['cores']}-core "
+                "CPU (shared, loaded); CPU time of the stepping thread (wall times in the JSON)")
 
 
 if __name__ == "__main__":

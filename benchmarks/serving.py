@@ -21,8 +21,8 @@ import time
 import uuid
 from typing import Any
 
-from bench_utils import (load_average, machine_info, machine_line, median, pyplot, quiet_warnings, results_path, table,
-                    write_results)
+from bench_utils import (load_average, machine_info, machine_line, median, pyplot, quiet_warnings, results_path,
+                         save_figure, table, write_results)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -282,10 +282,7 @@ def plot(samples: list[dict], rows: list[dict], path, info: dict) -> None:
     axes[1].set_xticks(range(len(levels)), [f"{c} client(s)" for c in levels])
     axes[1].set(ylabel="requests / s", title="throughput by document kind")
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"perk-ray on Ray Serve, tiny preset, {info['cores']}-core CPU (shared, loaded)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, f"perk-ray on Ray Serve, tiny preset, {info['cores']}-core CPU (shared, loaded)")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
-from perk_ray.checkpoint import atomic_directory, read_adapter_tensors, write_adapter_folder
+from perk_ray.checkpoint import CheckpointInfo, atomic_directory, read_adapter_tensors, write_adapter_folder
 from perk_ray.config import LoraConfig, PerkConfig, config_from_file
 from perk_ray.errors import CheckpointError
 from perk_ray.model import BaseModel
@@ -35,14 +34,7 @@ def save_baseline(path: str | Path, base: BaseModel, params: dict[str, Tensor], 
     return Path(path)
 
 
-@dataclass
-class BaselineInfo:
-    config: PerkConfig
-    base_fingerprint: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def read_baseline_info(path: str | Path) -> BaselineInfo:
+def read_baseline_info(path: str | Path) -> CheckpointInfo:
     """The config and identity of an icl-ft checkpoint, with a clear error for anything missing."""
     path = Path(path)
     if not path.is_dir():
@@ -56,7 +48,7 @@ def read_baseline_info(path: str | Path) -> BaselineInfo:
                               f"{record.get('format_version')} is not {KIND!r} format {FORMAT_VERSION}")
     if not (path / "config.yaml").exists():
         raise CheckpointError(f"icl-ft checkpoint {path} is incomplete: config.yaml is missing")
-    return BaselineInfo(config_from_file(path / "config.yaml"), record["base_fingerprint"], record.get("info", {}))
+    return CheckpointInfo(config_from_file(path / "config.yaml"), record["base_fingerprint"], record.get("info", {}))
 
 
 def check_baseline(path: str | Path, fingerprint: str, lora: LoraConfig) -> None:
