@@ -139,15 +139,20 @@ def build_outer_optimizer(meta: MetaParams, cfg: PerkConfig, total_steps: int):
     if lr_params:
         groups.append({"params": lr_params, "lr": outer.lr_lr or outer.lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=outer.lr, betas=outer.betas, weight_decay=outer.weight_decay)
-    warmup = max(1, int(round(outer.warmup_frac * total_steps)))
+    return optimizer, warmup_cosine(optimizer, cfg, total_steps)
 
-    def schedule(step: int) -> float:
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, cfg: PerkConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """PERK's outer schedule: linear warmup over outer.warmup_frac of the steps, then cosine decay to 10%."""
+    warmup = max(1, int(round(cfg.outer.warmup_frac * steps)))
+
+    def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 @dataclass

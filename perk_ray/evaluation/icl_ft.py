@@ -8,7 +8,6 @@ gradients by hand; ``deepspeed`` runs the same step under DeepSpeed ZeRO-3 (opti
 from __future__ import annotations
 
 import importlib.util
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
@@ -21,6 +20,7 @@ from perk_ray.data.schema import TaskRecord
 from perk_ray.errors import ConfigError, InputError
 from perk_ray.evaluation.methods import model_window
 from perk_ray.evaluation.prompts import fit_prompt
+from perk_ray.meta import warmup_cosine
 from perk_ray.model import BaseModel, load_base_model
 from perk_ray.prompts import response_text
 from perk_ray.train.loop import global_batch_indices, total_steps
@@ -63,19 +63,6 @@ def build_example(base: BaseModel, record: TaskRecord, max_prompt_tokens: int, u
 def response_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean next-token CE over the response tokens."""
     return nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), labels[:, 1:], ignore_index=-100)
-
-
-def warmup_cosine(optimizer: torch.optim.Optimizer, cfg: PerkConfig, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """PERK's outer schedule: linear warmup over outer.warmup_frac of the steps, then cosine decay to 10%."""
-    warmup = max(1, int(round(cfg.outer.warmup_frac * steps)))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _optimizer(params: list[nn.Parameter], cfg: PerkConfig) -> torch.optim.AdamW:
