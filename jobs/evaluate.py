@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perk_ray.cli import run_cli  # first: `import perk_ray` sets OpenMP's wait policy before torch loads
+import torch
+
+from perk_ray.cli import run_cli
 from perk_ray.errors import InputError
 from perk_ray.evaluation import EvalOptions, evaluate_records, load_records, write_outputs
 from perk_ray.evaluation.methods import check_inputs
 from perk_ray.evaluation.records import evaluation_path
 from perk_ray.runtime import init_ray
-
-import torch
 
 
 class _Parser(argparse.ArgumentParser):

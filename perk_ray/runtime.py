@@ -1,15 +1,16 @@
-"""Process settings every perk-ray process shares: OpenMP's wait policy, torch's thread count, Ray's runtime env."""
+"""Process settings of perk-ray's jobs: torch's thread count, and the OpenMP settings Ray workers inherit."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-PROCESS_ENV_KEYS = ("OMP_WAIT_POLICY",)
+PROCESS_ENV_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 
 def process_env() -> dict[str, str]:
-    """The environment variables that Ray workers inherit from this process (set by ``import perk_ray``)."""
+    """The OpenMP settings of this process that its Ray workers inherit, where the user set them (e.g.
+    ``OMP_WAIT_POLICY=PASSIVE`` on a machine shared with other jobs; see README, Performance)."""
     return {key: os.environ[key] for key in PROCESS_ENV_KEYS if key in os.environ}
 
 
