@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,7 +90,12 @@ def test_serving_quick(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_frozen_memory_quick(tmp_path):
-    payload = run_quick("frozen_memory", tmp_path)
+    # a subprocess: its ranks are spawned processes, which must import the script by its own name
+    subprocess.run([sys.executable, str(BENCH / "frozen_memory.py"), "--quick", "--out-dir", str(tmp_path)],
+                   cwd=ROOT, check=True, timeout=280)
+    stem = tmp_path / "frozen_memory_quick"
+    assert all(stem.with_suffix(x).stat().st_size > 0 for x in (".json", ".md", ".png"))
+    payload = json.loads(stem.with_suffix(".json").read_text())
     rows = {r["mode"]: r for r in payload["rows"]}
     assert rows["ddp"]["frozen_in_step_mib"] == rows["fsdp"]["frozen_in_step_mib"]  # FSDP2 gathers for the step
     assert rows["fsdp full shard"]["frozen_in_step_mib"] < rows["ddp"]["frozen_in_step_mib"]
