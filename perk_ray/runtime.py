@@ -24,10 +24,8 @@ def init_ray(**kwargs: Any) -> None:
     ray.init(runtime_env=runtime_env, **kwargs)
 
 
-def set_torch_threads(cpus: float) -> int:
-    """One torch intra-op thread per reserved CPU (at least one); returns the count."""
+def set_torch_threads(cpus: float) -> None:
+    """One torch intra-op thread per reserved CPU (at least one)."""
     import torch
 
-    threads = max(1, int(cpus))
-    torch.set_num_threads(threads)
-    return threads
+    torch.set_num_threads(max(1, int(cpus)))
