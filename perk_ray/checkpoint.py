@@ -151,5 +151,6 @@ def load_meta_params(path: str | Path, base: BaseModel, meta: MetaParams) -> Che
 
 
 def load_train_state(path: str | Path) -> dict[str, Any] | None:
+    """The resume state (tensors and plain types only: ``weights_only=True`` never runs code from the file)."""
     state_path = Path(path) / "train_state.pt"
-    return torch.load(state_path, weights_only=False) if state_path.exists() else None
+    return torch.load(state_path, weights_only=True) if state_path.exists() else None

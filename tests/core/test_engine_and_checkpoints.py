@@ -8,11 +8,13 @@ import pytest
 import torch
 from peft import PeftModel
 
-from perk_ray.checkpoint import atomic_directory, save_meta_checkpoint
+from perk_ray.checkpoint import atomic_directory, load_train_state, save_meta_checkpoint
 from perk_ray.config import load_config
 from perk_ray.engine import PerkEngine
 from perk_ray.errors import CheckpointError, ConfigError, InputError
 from perk_ray.model import _load_causal_lm, load_tokenizer, lora_forward
+from perk_ray.train.loop import MetaTrainer
+from tests.conftest import kv_records
 
 CONTEXT = "The code of lemon is seven. The code of apple is three. The code of pear is one."
 
@@ -64,6 +66,20 @@ def test_meta_checkpoint_round_trip_is_exact(engine, tmp_path):
     assert not list(tmp_path.glob(".ckpt.tmp-*"))
     a, b = engine.encode(CONTEXT), loaded.encode(CONTEXT)
     assert all(torch.equal(a.params[n], b.params[n]) for n in a.params)
+
+
+def test_train_state_loads_without_unpickling_code(tmp_path):
+    cfg = load_config("tiny", ["train.max_steps=1", "outer.batch_size=1"])
+    trainer = MetaTrainer(cfg, kv_records(2, 0, "train"), [])
+    trainer.run_step()
+    path = trainer.save(tmp_path / "ckpt", {})
+    resumed = MetaTrainer(cfg, kv_records(2, 0, "train"), [])
+    resumed.restore(path)  # load_train_state: torch.load(weights_only=True)
+    assert resumed.step == 1 and torch.equal(torch.get_rng_state(), load_train_state(path)["torch_rng"])
+    assert resumed.optimizer.state_dict()["param_groups"] == trainer.optimizer.state_dict()["param_groups"]
+    torch.save({"step": 1, "payload": Path("x")}, path / "train_state.pt")  # an arbitrary object: refused
+    with pytest.raises(Exception, match="weights_only"):
+        load_train_state(path)
 
 
 def test_atomic_directory_keeps_the_old_checkpoint_when_writing_fails(tmp_path):
