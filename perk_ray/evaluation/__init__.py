@@ -2,15 +2,23 @@
 aggregates, reports and plots; the icl-ft baseline's fine-tune lives in ``icl_ft`` / ``icl_ft_ray``.
 
 Dev accuracy during training: ``evaluate_records(engine, records, ["perk"]).accuracy("perk")``.
+
+The names below are imported on first use, so that ``perk_ray.evaluation.metrics`` (the training loop's dev
+accuracy) does not pull in the data stack (pyarrow) where only torch, transformers and peft are installed.
 """
 
-from perk_ray.evaluation.methods import METHODS
-from perk_ray.evaluation.metrics import babilong_match, bootstrap_ci, exact_match, normalize_answer
-from perk_ray.evaluation.records import load_records
-from perk_ray.evaluation.report import write_outputs
-from perk_ray.evaluation.runner import EvalOptions, EvalResults, evaluate_records
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "METHODS", "EvalOptions", "EvalResults", "babilong_match", "bootstrap_ci", "evaluate_records", "exact_match",
-    "load_records", "normalize_answer", "write_outputs",
-]
+_HOMES = {
+    "METHODS": "methods", "EvalOptions": "runner", "EvalResults": "runner", "babilong_match": "metrics",
+    "bootstrap_ci": "metrics", "evaluate_records": "runner", "exact_match": "metrics", "load_records": "records",
+    "normalize_answer": "metrics", "write_outputs": "report",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'perk_ray.evaluation' has no attribute {name!r}")
+    return getattr(import_module(f"perk_ray.evaluation.{_HOMES[name]}"), name)
