@@ -40,7 +40,9 @@ class ModelConfig(_Section):
 
     name: str = "tiny"
     dtype: Literal["float32", "float64", "bfloat16", "float16"] = "float32"
-    attn_implementation: Literal["eager", "sdpa"] = "eager"
+    attn_implementation: Literal["eager", "sdpa"] = Field(
+        "eager", description="Attention kernels. sdpa: encoding and serving use PyTorch's fastest kernel; meta-steps "
+        "run on its math kernel (the flash and memory-efficient ones have no double backward).")
     tiny: TinyModelConfig = TinyModelConfig()
     pretrained_dir: str | None = Field(
         None, description="Directory with a (briefly) pre-trained tiny base; used instead of random init."

@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from perk_ray.chunking import ChunkBatch, build_chunks
 from perk_ray.config import PerkConfig
@@ -166,6 +167,9 @@ class StepStats:
     context_tokens: int
 
 
+# SDPA's flash and memory-efficient kernels (CPU and GPU) have no double backward; its math kernel has, with the
+# same numbers (design.md), so model.attn_implementation=sdpa meta-trains on it
+@sdpa_kernel(SDPBackend.MATH)
 def meta_step(base: BaseModel, meta: MetaParams, tasks: Sequence[PreparedTask], cfg: PerkConfig,
               optimizer: torch.optim.Optimizer, scheduler=None, *, global_batch: int | None = None,
               sync_grads: Callable[[MetaParams], None] | None = None,

@@ -6,7 +6,7 @@ import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
 
 from perk_ray.config import LoraConfig, ModelConfig
-from perk_ray.errors import ConfigError
+from perk_ray.errors import ConfigError, InputError
 from perk_ray.tokenizer import build_byte_tokenizer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,6 +40,10 @@ class BaseModel:
     @property
     def hidden_size(self) -> int:
         return self.model.get_base_model().config.hidden_size
+
+    @cached_property
+    def lora_name_set(self) -> frozenset[str]:
+        return frozenset(self.lora_names)
 
 
 def smollm2_dir() -> Path:
@@ -157,7 +161,15 @@ def lora_forward(
     base: BaseModel, params: dict[str, Tensor], input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs
 ):
     """Run the model with the given LoRA tensors swapped in (no module state is changed; LoRA tensors are never
-    tied, so functional_call's tied-weight bookkeeping is skipped)."""
+    tied, so functional_call's tied-weight bookkeeping is skipped).
+
+    ``strict=False`` lets ``params`` hold a subset of the LoRA tensors (``base_forward`` swaps in only the B's), so a
+    misnamed key would silently leave the module's own tensor in place: every key must name a LoRA tensor.
+    """
+    if not params.keys() <= base.lora_name_set:
+        unknown = sorted(params.keys() - base.lora_name_set)
+        raise InputError(f"{unknown[0]!r} is not a LoRA tensor of this base model ({len(unknown)} unknown key(s); "
+                         f"expected names like {base.lora_names[0]!r})")
     return torch.func.functional_call(
         base.model, params, args=(), kwargs={"input_ids": input_ids, "attention_mask": attention_mask, **kwargs},
         strict=False, tie_weights=False,
