@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # CPU wheel where a local one is offered (this kind of machine); the CUDA wheel on a GPU box.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-all gpu-check gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,22 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ""
+
+# The one GPU check (benchmarks/gpu_check.py) runs with the box's own python3 and needs no venv and no Ray: torch,
+# transformers, peft and pydantic. Offline, pydantic comes from wheels that `make gpu-wheels` downloads where PyPI is
+# reachable (for the box's Python, GPU_PYTHON_VERSION); bring $(GPU_WHEELS)/ along with the checkout.
+GPU_WHEELS ?= .gpu-wheels
+GPU_PYTHON_VERSION ?= 3.12
+
+gpu-check:
+	@$(PYTHON) -c "import pydantic" 2>/dev/null || \
+	  $(PYTHON) -m pip install -q --no-index --find-links $(GPU_WHEELS) pydantic || \
+	  { echo "gpu-check needs pydantic: pip install pydantic, or 'make gpu-wheels' where PyPI is reachable"; exit 1; }
+	PYTHONPATH=. $(PYTHON) benchmarks/gpu_check.py
+
+gpu-wheels:
+	$(PYTHON) -m pip download -q --only-binary=:all: --implementation cp --python-version $(GPU_PYTHON_VERSION) \
+	  --platform manylinux2014_x86_64 -d $(GPU_WHEELS) pydantic
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
