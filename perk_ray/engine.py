@@ -83,8 +83,10 @@ class PerkEngine:
         return Memory({n: t.detach() for n, t in self.meta.init_params().items()}, 0, 0)
 
     def generate(self, memory: Memory, prompts: Sequence[str], max_new_tokens: int | None = None) -> list[str]:
-        """Greedy generations for raw prompts with the memory's LoRA tensors."""
-        return greedy_generate(self.base, memory.params, list(prompts), max_new_tokens or self.cfg.outer.max_new_tokens)
+        """Greedy generations for raw prompts with the memory's LoRA tensors (moved to the model's device if need be:
+        a memory from a cache or another process may be on the CPU)."""
+        params = memory.to(self.base.device).params
+        return greedy_generate(self.base, params, list(prompts), max_new_tokens or self.cfg.outer.max_new_tokens)
 
     def answer(self, memory: Memory, questions: Sequence[str], max_new_tokens: int | None = None) -> list[str]:
         """Answer each question from the memory alone (no context in the prompt)."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import ray
+import torch
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
@@ -20,7 +21,7 @@ from perk_ray.config import PerkConfig
 from perk_ray.engine import Memory
 from serving.cache import AdapterDir, ByteLRU
 from serving.schemas import AdapterInfo, CacheStats
-from serving.settings import load_engine
+from serving.settings import engine_device, load_engine
 
 # Scheduling reservation of a model replica: half a CPU lets 2 encoders and 1 answerer share a 2-core machine
 # (each replica's torch runs one thread). Override per deployment with a Serve config file (ray_actor_options).
@@ -71,7 +72,7 @@ class _ModelReplica:
     """One engine per replica; its model work runs serially in a thread."""
 
     def __init__(self, cfg: PerkConfig):
-        self.engine = load_engine(cfg)
+        self.engine = load_engine(cfg, engine_device(ray.get_gpu_ids(), torch.cuda.is_available()))
         self.replica = _replica_id()
         self._run = SerialRunner()
 
@@ -81,7 +82,11 @@ class Encoder(_ModelReplica):
     """Encodes a document into an adapter. One request per replica, so queued requests drive autoscaling."""
 
     async def encode(self, text: str) -> Encoded:
-        return Encoded(await self._run(self.engine.encode, text), self.replica)
+        return Encoded(await self._run(self._encode, text), self.replica)
+
+    def _encode(self, text: str) -> Memory:
+        """Encode, then hand the memory over on the CPU: the ingress and the store have no GPU."""
+        return self.engine.encode(text).to("cpu")
 
 
 @serve.deployment(max_ongoing_requests=4, ray_actor_options={"num_cpus": MODEL_REPLICA_CPUS})

@@ -12,11 +12,12 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from perk_ray.checkpoint import read_checkpoint_info
 from perk_ray.config import PerkConfig, load_config
 from perk_ray.engine import PerkEngine
+from perk_ray.errors import ConfigError
 
 CHECKPOINT_FILES = ("perk.json", "adapter/adapter_model.safetensors", "inner_lrs.safetensors",
                     "weighting.safetensors")
@@ -38,11 +39,23 @@ def engine_config(cfg: PerkConfig) -> PerkConfig:
     return read_checkpoint_info(cfg.serve.checkpoint).config.model_copy(update={"serve": cfg.serve})
 
 
-def load_engine(cfg: PerkConfig) -> PerkEngine:
-    """The engine of a replica: from ``serve.checkpoint``, or the preset's un-meta-trained initialisation."""
+def engine_device(gpu_ids: Sequence[object], cuda_available: bool) -> str:
+    """Where a replica's engine runs: ``cuda`` when Ray gave the replica GPUs (``num_gpus`` in its
+    ``ray_actor_options``; Ray limits CUDA_VISIBLE_DEVICES to them), else ``cpu``."""
+    if not gpu_ids:
+        return "cpu"
+    if not cuda_available:
+        raise ConfigError(f"the replica was given GPU(s) {list(gpu_ids)} (num_gpus in ray_actor_options) but torch "
+                          "sees no CUDA device: install torch's CUDA build on the GPU nodes, or set num_gpus to 0")
+    return "cuda"
+
+
+def load_engine(cfg: PerkConfig, device: str = "cpu") -> PerkEngine:
+    """The engine of a replica on ``device``: from ``serve.checkpoint``, or the preset's un-meta-trained
+    initialisation."""
     if cfg.serve.checkpoint is None:
-        return PerkEngine.from_config(cfg)
-    return PerkEngine.from_checkpoint(cfg.serve.checkpoint)
+        return PerkEngine.from_config(cfg, device)
+    return PerkEngine.from_checkpoint(cfg.serve.checkpoint, device)
 
 
 def engine_digest(cfg: PerkConfig) -> str:
