@@ -18,7 +18,7 @@ a time budget (what does not fit is recorded as skipped) and its errors recorded
 The base model is written once with random weights and loaded through ``model.pretrained_dir`` with the byte-level
 tokenizer (one character is one token), so the code paths are the library's own. Peak memory on GPU is
 ``torch.cuda.max_memory_allocated`` (absolute) and the peak above the level before the measured call; on CPU only
-the latter (sampled RSS). Results: ``benchmarks/results/gpu/gpu_check.{json,md}`` (``cpu_smoke.*`` on CPU).
+the latter (sampled RSS). Results: ``benchmarks/results/gpu/gpu_check.{json,md}`` (CPU: ``runs/gpu_check/cpu_smoke.*``).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any, Callable
 import torch
 import torch.distributed as dist
 
-from bench_utils import RESULTS, machine_info, quiet_warnings, table, write_results
+from bench_utils import RESULTS, ROOT, machine_info, quiet_warnings, table, write_results
 
 QWEN2_5_0_5B = {  # Qwen/Qwen2.5-0.5B's config.json; rotary positions have no table, so 32768 -> 128k+ is free
     "hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
@@ -409,7 +409,8 @@ def markdown(report: dict[str, Any]) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cpu-smoke", action="store_true", help="tiny shapes on CPU (the default without CUDA)")
-    p.add_argument("--out-dir", default=str(RESULTS / "gpu"), help="default benchmarks/results/gpu")
+    p.add_argument("--out-dir", default=None,
+                   help="default benchmarks/results/gpu on GPU, runs/gpu_check (not committed) for the CPU smoke run")
     return p.parse_args(argv)
 
 
@@ -451,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if scale.device == "cuda":
         report["machine"]["gpu_memory_bytes"] = torch.cuda.get_device_properties(0).total_memory
     text = markdown(report)
-    out = Path(args.out_dir)
+    out = Path(args.out_dir or (RESULTS / "gpu" if scale.device == "cuda" else ROOT / "runs" / "gpu_check"))
     out.mkdir(parents=True, exist_ok=True)
     stem = out / ("gpu_check" if scale.device == "cuda" else "cpu_smoke")
     write_results(stem, report, text)
