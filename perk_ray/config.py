@@ -150,12 +150,23 @@ class TrainConfig(_Section):
 
 
 class ServeConfig(_Section):
-    """The Ray Serve application: checkpoint, request limits, cache and scaling."""
+    """The Ray Serve application: checkpoint, request limits, API keys, cache and scaling."""
 
     checkpoint: str | None = None
     max_context_tokens: int = Field(8192, ge=1)
     max_questions: int = Field(16, ge=1)
+    max_body_bytes: int = Field(2 * 2**20, ge=1, description="Largest request body: larger ones get 413 unread.")
+    max_text_bytes: int = Field(2**20, ge=1, description="Largest document in UTF-8 bytes, checked before "
+                                "tokenising (413).")
+    max_question_bytes: int = Field(4096, ge=1, description="Largest question in UTF-8 bytes (413).")
+    max_question_tokens: int = Field(256, ge=1, description="Largest question in tokens (413).")
+    max_new_tokens: int = Field(256, ge=1, description="Cap on max_tokens of /v1/chat/completions (larger "
+                                "requests are cut to it).")
     request_timeout_s: float = Field(120.0, gt=0)
+    api_keys_file: str | None = Field(None, description="A file of tenant:key lines; clients send "
+                                      "Authorization: Bearer <key>. None: no authentication, one shared tenant.")
+    replica_stall_s: float = Field(600.0, gt=0, description="A model replica busy on one call for longer fails "
+                                   "its health check and is replaced.")
     cache_bytes: int = Field(512 * 2**20, ge=0)
     cache_dir: str | None = None
     encoder_min_replicas: int = Field(1, ge=0)

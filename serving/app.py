@@ -8,6 +8,7 @@ from ray.serve import Application
 
 from perk_ray.config import PerkConfig
 from perk_ray.errors import ConfigError
+from serving.auth import ApiKeys
 from serving.deployments import AUTOSCALING_DELAYS, AdapterStore, Answerer, Encoder
 from serving.ingress import PerkAPI
 from serving.settings import load_serving_config
@@ -19,6 +20,8 @@ def build_app(cfg: PerkConfig) -> Application:
     if s.encoder_min_replicas > s.encoder_max_replicas:
         raise ConfigError(f"serve.encoder_min_replicas={s.encoder_min_replicas} must be <= "
                           f"serve.encoder_max_replicas={s.encoder_max_replicas}")
+    if s.api_keys_file:
+        ApiKeys.from_file(s.api_keys_file)  # a bad file fails here, not in a replica's restart loop
     autoscaling = {"min_replicas": s.encoder_min_replicas, "max_replicas": s.encoder_max_replicas,
                    "target_ongoing_requests": s.target_ongoing_requests, **AUTOSCALING_DELAYS}
     store = AdapterStore.bind(cfg)

@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+CONTEXT_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+def is_context_id(value: str) -> bool:
+    return re.fullmatch(CONTEXT_ID_PATTERN, value) is not None
+
+
+ContextId = Annotated[str, Field(pattern=CONTEXT_ID_PATTERN, description="An id from POST /v1/contexts.")]
+
+
+def _utf8(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("not valid UTF-8 (lone surrogate escape)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
 
 
 class _Body(BaseModel):
@@ -10,13 +33,13 @@ class _Body(BaseModel):
 
 
 class ContextRequest(_Body):
-    text: str = Field(description="The document to encode into an adapter (memory).")
+    text: Text = Field(description="The document to encode into an adapter (memory).")
 
 
 class AnswerRequest(_Body):
-    context_id: str | None = Field(None, description="An id from POST /v1/contexts.")
-    text: str | None = Field(None, description="A document: encoded first (or found in the cache).")
-    questions: list[str] = Field(description="Questions answered from the adapter alone, in one batch.")
+    context_id: ContextId | None = None
+    text: Text | None = Field(None, description="A document: encoded first (or found in the cache).")
+    questions: list[Text] = Field(description="Questions answered from the adapter alone, in one batch.")
 
     @model_validator(mode="after")
     def _one_source(self) -> "AnswerRequest":
@@ -33,6 +56,7 @@ class AdapterInfo(_Body):
     chunks: int = Field(description="Chunks the document was cut into.")
     nbytes: int = Field(description="Size of the adapter's LoRA tensors.")
     encode_ms: float = Field(description="Time the encoding took, when it was done.")
+    created: int = Field(0, description="When it was encoded (Unix time).")
 
 
 class Meta(_Body):

@@ -1,7 +1,8 @@
 """The serving configuration (PerkConfig from the environment) and the engine it serves.
 
 Environment: ``PERK_CONFIG`` (a YAML preset path) or ``PERK_PRESET`` (a preset name, default ``tiny``),
-``PERK_CHECKPOINT`` (a meta-checkpoint directory, sets ``serve.checkpoint``) and ``PERK_OVERRIDES``
+``PERK_CHECKPOINT`` (a meta-checkpoint directory, sets ``serve.checkpoint``), ``PERK_API_KEYS_FILE`` (sets
+``serve.api_keys_file``) and ``PERK_OVERRIDES``
 (space-separated ``section.field=value`` overrides, e.g. ``"serve.max_questions=4 serve.cache_dir=/tmp/a"``).
 """
 
@@ -29,6 +30,8 @@ def load_serving_config(environ: Mapping[str, str] = os.environ) -> PerkConfig:
     overrides = shlex.split(environ.get("PERK_OVERRIDES", ""))
     if environ.get("PERK_CHECKPOINT"):
         overrides.append(f"serve.checkpoint={environ['PERK_CHECKPOINT']}")
+    if environ.get("PERK_API_KEYS_FILE"):
+        overrides.append(f"serve.api_keys_file={environ['PERK_API_KEYS_FILE']}")
     return load_config(preset, overrides)
 
 

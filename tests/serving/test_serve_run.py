@@ -85,5 +85,6 @@ def test_serve_run_answers_over_http_and_stops_on_sigterm(tmp_path):
         with pytest.raises(requests.ConnectionError):
             requests.get(URL + "/healthz", timeout=5)
         assert "serving the 'tiny' preset" in log.read_text()
+        assert "no API keys (serve.api_keys_file / PERK_API_KEYS_FILE)" in log.read_text()
     finally:
         _kill_session(proc.pid)

@@ -146,6 +146,7 @@ BAD_REQUESTS = [
     ("/v1/answers", {"text": "fine", "questions": []}, 422, "questions"),
     ("/v1/answers", {"text": "fine", "questions": [" "]}, 422, "non-blank"),
     ("/v1/answers", {"context_id": "0" * 32, "questions": ["q?"]}, 404, "unknown context_id"),
+    ("/v1/answers", {"context_id": "../x", "questions": ["q?"]}, 422, "context_id"),
     ("/v1/answers", {"context_id": "0" * 32, "text": "both", "questions": ["q?"]}, 422, "exactly one"),
     ("/v1/answers", {"questions": ["q?"]}, 422, "exactly one"),
     ("/v1/contexts", {"txt": "typo"}, 422, "text"),
@@ -158,12 +159,14 @@ def test_bad_request_gets_a_status_that_names_the_problem(live_app: LiveApp, pat
     assert response.status_code == status and message in response.text
 
 
-def test_malformed_json_and_unknown_ids(live_app: LiveApp):
+def test_malformed_json_and_unknown_or_malformed_ids(live_app: LiveApp):
     bad = requests.post(live_app.url + "/v1/answers", data="{not json", timeout=60,
                         headers={"Content-Type": "application/json"})
     assert bad.status_code == 422 and "JSON" in bad.text
-    assert live_app.get("/v1/contexts/nope").status_code == 404
-    assert live_app.delete("/v1/contexts/nope").status_code == 404
+    assert live_app.get("/v1/contexts/" + "0" * 32).status_code == 404
+    assert live_app.delete("/v1/contexts/" + "0" * 32).status_code == 404
+    assert live_app.get("/v1/contexts/nope").status_code == 422
+    assert live_app.delete("/v1/contexts/nope").status_code == 422
 
 
 def test_app_still_answers_after_bad_requests(live_app: LiveApp, reference):
@@ -174,7 +177,7 @@ def test_app_still_answers_after_bad_requests(live_app: LiveApp, reference):
 
 
 def test_answerer_reports_an_adapter_missing_from_the_store(live_app: LiveApp):
-    handle = serve.get_deployment_handle("Answerer", APP).options(multiplexed_model_id="f" * 32)
+    handle = serve.get_deployment_handle("Answerer", APP).options(multiplexed_model_id="f" * 64)
     with pytest.raises(ContextNotFound):
         handle.answer.remote(QUESTIONS).result(timeout_s=60)
 

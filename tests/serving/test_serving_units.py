@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from perk_ray.checkpoint import save_meta_checkpoint
+from perk_ray.chunking import context_token_ids
 from perk_ray.config import load_config
 from perk_ray.engine import Memory, PerkEngine
 from perk_ray.errors import ConfigError
 from serving.app import build_app
-from serving.cache import AdapterDir, ByteLRU, adapter_info, context_key
+from serving.cache import AdapterDir, ByteLRU, adapter_info, context_key, storage_key
 from serving.deployments import SerialRunner
 from serving.loadtest import make_document, parse_args, percentile
 from serving.settings import engine_config, engine_digest, load_engine, load_serving_config, serving_note
@@ -29,18 +30,31 @@ def test_lru_is_bounded_by_bytes_and_evicts_least_recently_used():
     assert lru.pop("a") == "A" and lru.nbytes == 4 and len(lru) == 1
 
 
-def test_adapter_dir_round_trip_is_atomic(tmp_path):
+def test_adapter_dir_round_trip_is_atomic_and_keyed_by_hash(tmp_path):
     memory = Memory({"x.lora_A.default.weight": torch.randn(2, 3)}, num_chunks=2, num_tokens=100,
                     inner_losses=[1.5, 1.2], encode_seconds=0.25)
-    info = adapter_info("k1", memory)
+    info = adapter_info("0" * 32, memory)
+    key = storage_key("acme", info.context_id)
     store = AdapterDir(tmp_path)
-    store.write(info, memory)
-    assert [p.name for p in tmp_path.iterdir()] == ["k1.safetensors"]  # no temporary file left
-    read_info, read = store.read("k1")
-    assert read_info == info and read.num_tokens == 100 and read.inner_losses == [1.5, 1.2]
+    store.write(key, "acme", info, memory)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.safetensors"]  # no temporary file left
+    tenant, read_info, read = store.read(key)
+    assert tenant == "acme" and read_info == info and read.num_tokens == 100 and read.inner_losses == [1.5, 1.2]
     assert torch.equal(read.params["x.lora_A.default.weight"], memory.params["x.lora_A.default.weight"])
-    assert store.read("missing") is None
-    assert store.delete("k1") and not store.delete("k1")
+    assert store.infos("acme") == [info] and store.infos("other") == []
+    assert store.read(storage_key("other", info.context_id)) is None  # another tenant, the same id: nothing
+    for bad in ("../x", "/etc/passwd", info.context_id, key.upper()):
+        with pytest.raises(ValueError):
+            store.path(bad)
+    assert store.delete(key) and not store.delete(key)
+
+
+def test_storage_keys_keep_tenants_apart_and_take_only_context_ids():
+    cid = context_key("digest", "acme", "doc")
+    assert storage_key("acme", cid) != storage_key("beta", cid) and len(storage_key("acme", cid)) == 64
+    for bad in ("../" + cid[3:], "/" + cid[1:], cid + "\n", cid.upper(), ""):
+        with pytest.raises(ValueError):
+            storage_key("acme", bad)
 
 
 def test_serial_runner_keeps_the_model_locked_until_a_cancelled_call_returns():
@@ -65,10 +79,11 @@ def test_serial_runner_keeps_the_model_locked_until_a_cancelled_call_returns():
     asyncio.run(scenario())
 
 
-def test_context_key_depends_on_encoding_config_and_text():
+def test_context_key_depends_on_encoding_config_tenant_and_text():
     tiny = engine_digest(load_config("tiny"))
-    assert context_key(tiny, "doc") == context_key(tiny, "doc")
-    assert context_key(tiny, "doc") != context_key(tiny, "doc2")
+    assert context_key(tiny, "", "doc") == context_key(tiny, "", "doc")
+    assert context_key(tiny, "", "doc") != context_key(tiny, "", "doc2")
+    assert context_key(tiny, "acme", "doc") != context_key(tiny, "beta", "doc")
     assert engine_digest(load_config("tiny", ["inner.steps=2"])) != tiny
     assert engine_digest(load_config("tiny", ["serve.max_questions=2", "serve.cache_dir=/tmp/x"])) == tiny
 
@@ -83,7 +98,8 @@ def test_checkpoint_serving_uses_its_config_and_contents_in_the_key(tmp_path):
     assert engine_config(cfg_a).inner.steps == 2 and engine_config(cfg_a).serve == cfg_a.serve
     assert len({engine_digest(cfg_a), engine_digest(cfg_b), engine_digest(load_config("tiny"))}) == 3
     engine = load_engine(cfg_a)
-    assert engine.cfg.inner.steps == 2 and engine.encode("some text").num_tokens == 9
+    tokens = sum(map(len, context_token_ids(engine.base.tokenizer, "some text")))
+    assert engine.cfg.inner.steps == 2 and engine.encode("some text").num_tokens == tokens
 
 
 def test_serving_config_from_environment(tmp_path):
