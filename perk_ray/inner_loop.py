@@ -98,7 +98,9 @@ def inner_gradients(
             part_grads = [g.detach() for g in part_grads]
         grads = list(part_grads) if grads is None else [a + b for a, b in zip(grads, part_grads)]
         loss_total = loss_total + loss.detach().double().cpu()
-    assert grads is not None
+    if grads is None:  # a context-parallel rank with no chunks: zero gradients, in the graph exactly when the other
+        # ranks' are (the backward of their differentiable all-reduce is a collective this rank must join too)
+        grads = [inputs[n] * 0 if keep_graph else torch.zeros_like(inputs[n]) for n in names]
     return grads, loss_total
 
 

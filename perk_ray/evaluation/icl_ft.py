@@ -23,6 +23,7 @@ from perk_ray.evaluation.prompts import fit_prompt
 from perk_ray.meta import warmup_cosine
 from perk_ray.model import BaseModel, load_base_model
 from perk_ray.prompts import response_text
+from perk_ray.train.collectives import all_reduce, reduce_values
 from perk_ray.train.loop import global_batch_indices, total_steps
 
 Engine = Literal["torch", "deepspeed"]
@@ -86,8 +87,7 @@ class TorchFineTune:
     def step(self) -> None:
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
         if world()[1] > 1:
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            dist.all_reduce(flat)
+            flat = all_reduce(torch.cat([g.reshape(-1) for g in grads]), grads[0].device)
             grads = list(torch.split(flat, [g.numel() for g in grads]))
         for p, g in zip(self.params, grads):
             p.grad = g.view_as(p)
@@ -142,11 +142,9 @@ class FineTuneResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _mean_over_ranks(values: list[float]) -> float:
-    total = torch.tensor([sum(values), len(values)], dtype=torch.float64)
-    if world()[1] > 1:
-        dist.all_reduce(total)
-    return float(total[0] / total[1].clamp_min(1))
+def _mean_over_ranks(values: list[float], device: torch.device) -> float:
+    total, count = reduce_values([sum(values), len(values)], device)
+    return total / max(count, 1)
 
 
 def train_icl_ft(cfg: PerkConfig, records: Sequence[TaskRecord], *, engine: Engine = "torch", device: str = "cpu",
@@ -174,7 +172,7 @@ def train_icl_ft(cfg: PerkConfig, records: Sequence[TaskRecord], *, engine: Engi
         mine = [build_example(base, records[i], max_prompt, cfg.outer.use_support) for i in indices[rank::size]]
         step_losses = [trainer.micro_step(example, batch) for example in mine]
         trainer.step()
-        losses.append(_mean_over_ranks(step_losses))
+        losses.append(_mean_over_ranks(step_losses, base.device))
         if rank == 0 and ((step + 1) % cfg.train.log_every == 0 or step + 1 == steps):
             log(f"icl-ft step {step + 1}/{steps} | loss {losses[-1]:.4f}")
     result = trainer.lora_tensors(base.lora_names)

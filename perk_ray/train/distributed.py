@@ -13,11 +13,11 @@ from typing import Sequence, TypeVar
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
 
 from perk_ray.inner_loop import GradReduce
 from perk_ray.meta import MetaParams, PreparedTask
 from perk_ray.model import BaseModel
+from perk_ray.train.collectives import all_reduce, differentiable_sum
 from perk_ray.train.frozen_shards import GatherStats, check_lockstep, shard_frozen_weights, sharded_bytes
 
 T = TypeVar("T")
@@ -34,25 +34,12 @@ def all_reduce_meta_grads(meta: MetaParams) -> None:
         return
     params = [p for p in meta.parameters() if p.requires_grad]
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
+    flat = all_reduce(torch.cat([g.reshape(-1) for g in grads]), grads[0].device)
     offset = 0
     for p in params:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
-
-
-def differentiable_sum(tensors: list[Tensor]) -> list[Tensor]:
-    """Sum tensors over ranks, differentiably (context parallelism's inner-gradient reduction)."""
-    from torch.distributed.nn.functional import all_reduce
-
-    flat = all_reduce(torch.cat([t.reshape(-1) for t in tensors]))
-    out, offset = [], 0
-    for t in tensors:
-        out.append(flat[offset : offset + t.numel()].view_as(t))
-        offset += t.numel()
-    return out
 
 
 def frozen_param_bytes(base: BaseModel) -> int:
@@ -84,13 +71,14 @@ class Strategy:
     name: str
     rank: int = 0
     world_size: int = 1
+    device: torch.device = torch.device("cpu")  # the model's: where the strategy's collectives run
     layers: Sequence[torch.nn.Module] = ()
     gathers: GatherStats | None = None  # full sharding: what the per-use weight gathers measured
 
     @classmethod
     def create(cls, name: str, base: BaseModel, full_shard: bool = False) -> "Strategy":
         rank, world = _world()
-        strategy = cls(name, rank, world)
+        strategy = cls(name, rank, world, base.device)
         if name == "fsdp" and world > 1:
             if full_shard:
                 strategy.gathers = shard_frozen_weights(base.model)
@@ -111,7 +99,8 @@ class Strategy:
     def check_lockstep(self, micro_batches: list[int]) -> None:
         """Full sharding: every rank must run as many tasks and micro-batches (each weight read is a collective)."""
         if self.gathers is not None:
-            check_lockstep([len(micro_batches), *micro_batches], "number of tasks and micro-batches per task")
+            check_lockstep([len(micro_batches), *micro_batches], "number of tasks and micro-batches per task",
+                           self.device)
 
     def shard_task(self, task: PreparedTask) -> tuple[PreparedTask, int]:
         """This rank's chunks of a task and the context's total chunk count."""

@@ -1,6 +1,6 @@
 """Frozen base weights sharded over ranks for the whole meta-step (``train.fsdp_full_shard``).
 
-Every frozen linear and embedding weight of the base is split into ``world_size`` flat shards; a rank keeps only its
+Every frozen linear, GPT-2 ``Conv1D`` and embedding weight of the base is split into ``world_size`` flat shards; a rank keeps only its
 own. A weight is all-gathered just before an operation that reads it and dropped right after, and this holds in
 backward and in double backward too: a linear map's vjp is again a linear map of the same weight, so its backward is
 a custom autograd function that gathers the weight again (and whose own backward does the same). No full weight is
@@ -20,8 +20,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.autograd import Function
+from transformers.pytorch_utils import Conv1D
 
 from perk_ray.errors import InputError
+from perk_ray.train.collectives import all_gather_flat, reduce_values
 
 
 @dataclass
@@ -47,8 +49,7 @@ class ShardedWeight:
         return self.shard.numel() * self.shard.element_size()
 
     def full(self) -> Tensor:
-        out = torch.empty(self.shard.numel() * self.world, dtype=self.shard.dtype, device=self.shard.device)
-        dist.all_gather_into_tensor(out, self.shard)
+        out = all_gather_flat(self.shard)
         stats = self.stats
         stats.gathers += 1
         stats.peak = max(stats.peak, out.numel() * out.element_size())
@@ -95,6 +96,19 @@ class ShardedLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
 
+class ShardedConv1D(nn.Module):
+    """A frozen GPT-2 ``Conv1D`` (``x @ W + b``, W of shape (in, out)) whose weight lives in shards."""
+
+    def __init__(self, conv: Conv1D, weight: ShardedWeight):
+        super().__init__()
+        self.nx, self.nf = conv.nx, conv.nf
+        self.sharded = weight
+        self.bias = conv.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _MatmulW.apply(x, self.sharded) + self.bias
+
+
 class ShardedEmbedding(nn.Module):
     """A frozen ``nn.Embedding`` whose table lives in shards (token ids are never differentiated)."""
 
@@ -114,13 +128,17 @@ class ShardedEmbedding(nn.Module):
             return nn.functional.embedding(ids, self.sharded.full(), self.padding_idx)
 
 
+SHARDED = {nn.Linear: ShardedLinear, Conv1D: ShardedConv1D, nn.Embedding: ShardedEmbedding}
+
+
 def _replace(root: nn.Module, name: str, module: nn.Module) -> None:
     parent, _, attr = name.rpartition(".")
     setattr(root.get_submodule(parent) if parent else root, attr, module)
 
 
 def shard_frozen_weights(model: nn.Module) -> GatherStats:
-    """Replace every ``nn.Linear``/``nn.Embedding`` of ``model`` but the LoRA ones by a sharded one (the base is frozen).
+    """Replace every ``nn.Linear``/``Conv1D``/``nn.Embedding`` of ``model`` but the LoRA ones by a sharded one (the
+    base is frozen).
 
     Tied weights (e.g. embeddings and LM head) share one set of shards. Call on every rank, in the same order.
     """
@@ -128,30 +146,27 @@ def shard_frozen_weights(model: nn.Module) -> GatherStats:
     stats = GatherStats()
     shared: dict[int, ShardedWeight] = {}
     targets = [(name, m) for name, m in model.named_modules()
-               if type(m) in (nn.Linear, nn.Embedding) and ".lora_" not in f".{name}"]
+               if type(m) in SHARDED and ".lora_" not in f".{name}"]
     for name, module in targets:
         key = id(module.weight)
         if key not in shared:
             shared[key] = ShardedWeight(module.weight, rank, world, stats)
         sharded = shared[key]
-        _replace(model, name, ShardedLinear(module, sharded) if isinstance(module, nn.Linear)
-                 else ShardedEmbedding(module, sharded))
+        _replace(model, name, SHARDED[type(module)](module, sharded))
     return stats
 
 
 def sharded_bytes(model: nn.Module) -> int:
     """Bytes of this rank's shards (each set of tied shards once)."""
-    seen = {id(m.sharded): m.sharded.nbytes for m in model.modules() if isinstance(m, (ShardedLinear, ShardedEmbedding))}
+    seen = {id(m.sharded): m.sharded.nbytes for m in model.modules() if isinstance(m, tuple(SHARDED.values()))}
     return sum(seen.values())
 
 
-def check_lockstep(values: list[int], what: str) -> None:
+def check_lockstep(values: list[int], what: str, device: torch.device) -> None:
     """Raise on every rank when ranks disagree on ``values`` (counts that fix the order of the weight gathers)."""
-    local = torch.tensor(values, dtype=torch.long)
-    low, high = local.clone(), local.clone()
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
-    if not torch.equal(low, high):
+    low = reduce_values(values, device, dist.ReduceOp.MIN, torch.long)
+    high = reduce_values(values, device, dist.ReduceOp.MAX, torch.long)
+    if low != high:
         raise InputError(f"train.fsdp_full_shard=true needs every rank to run the same {what} in a meta-step "
-                         f"(ranks differ: min {low.tolist()}, max {high.tolist()}); use contexts of equal length, "
+                         f"(ranks differ: min {low}, max {high}); use contexts of equal length, "
                          "or inner.micro_batch_chunks >= the chunks of the longest context")

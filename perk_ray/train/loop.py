@@ -1,7 +1,8 @@
 """The meta-training loop one worker runs: deterministic global batches, meta-steps, dev accuracy, checkpoints.
 
 The same loop runs under Ray Train (``perk_ray.train.ray_trainer``) and under plain ``torch.distributed``; all
-randomness derives from (seed, step, index), so a resumed run replays exactly what an uninterrupted run does.
+randomness derives from (seed, step, index), and dropout's from (seed, rank, step), so a resumed run replays exactly
+what an uninterrupted run does, on CPU and GPU, with no RNG state saved.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from perk_ray.evaluation.metrics import exact_match
 from perk_ray.meta import MetaParams, build_outer_optimizer, meta_step, prepare_task
 from perk_ray.model import BaseModel, load_base_model
 from perk_ray.profiling import PeakMemory
+from perk_ray.train.collectives import reduce_values
 from perk_ray.train.distributed import Strategy, all_reduce_meta_grads, frozen_param_bytes
 
 Record = dict[str, Any]
@@ -59,12 +61,13 @@ def record_task(base: BaseModel, cfg: PerkConfig, record: Record, seed: int, ste
                         [list(support) if support is not None else []], generator=generator).to(base.device)
 
 
-def _all_reduce(values: list[float], op=None) -> list[float]:
-    if not (dist.is_available() and dist.is_initialized()):
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64)
-    dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
-    return tensor.tolist()
+def seed_step(seed: int, rank: int, step: int) -> None:
+    """Seed the global RNGs that dropout draws from (CPU and every CUDA device) for meta-step ``step`` on ``rank``.
+
+    Ranks draw different masks: their tasks (or, under cp, their chunks) are different samples. The streams that
+    must agree over ranks (initialisation, batch order, chunk shuffles) have generators of their own.
+    """
+    torch.manual_seed(hash((seed, rank, step)) & 0x7FFF_FFFF)
 
 
 @dataclass
@@ -100,7 +103,7 @@ class MetaTrainer:
         self.step = 0
 
     def restore(self, checkpoint_dir: Path) -> None:
-        """Resume meta-parameters, optimiser, scheduler, step and RNG from a meta-checkpoint."""
+        """Resume meta-parameters, optimiser, scheduler and step from a meta-checkpoint."""
         load_meta_params(checkpoint_dir, self.base, self.meta)
         state = load_train_state(checkpoint_dir)
         if state is None:
@@ -108,11 +111,10 @@ class MetaTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
 
     def train_state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step, "torch_rng": torch.get_rng_state()}
+                "step": self.step}
 
     def frozen_bytes_in_step(self) -> int:
         """Frozen weight bytes resident on this rank during a meta-step: all of them unless fully sharded, then the
@@ -129,6 +131,7 @@ class MetaTrainer:
             tasks.append(task)
             totals.append(total)
         self.base.model.train(cfg.lora.dropout > 0)
+        seed_step(cfg.train.seed, strategy.rank, self.step)
         strategy.check_lockstep([-(-t.chunks.num_chunks // cfg.inner.micro_batch_chunks) for t in tasks])
         start = time.perf_counter()
         strategy.before_step()
@@ -140,12 +143,13 @@ class MetaTrainer:
         seconds = time.perf_counter() - start
         self.step += 1
         tokens = stats.context_tokens if strategy.name != "cp" or strategy.rank == 0 else 0
-        tokens, = _all_reduce([float(tokens)])
-        peak, frozen = _all_reduce([mem.peak_mib, self.frozen_bytes_in_step() / 2**20],
-                                   dist.ReduceOp.MAX if dist.is_initialized() else None)
+        device = self.base.device
+        tokens, = reduce_values([float(tokens)], device)
+        peak, frozen = reduce_values([mem.peak_mib, self.frozen_bytes_in_step() / 2**20], device, dist.ReduceOp.MAX)
         n = len(tasks) or 1
-        loss_sum, first_sum, last_sum, count = _all_reduce(
-            [stats.outer_loss * len(tasks), stats.inner_first * len(tasks), stats.inner_last * len(tasks), len(tasks)])
+        loss_sum, first_sum, last_sum, count = reduce_values(
+            [stats.outer_loss * len(tasks), stats.inner_first * len(tasks), stats.inner_last * len(tasks), len(tasks)],
+            device)
         count = count or n
         return StepMetrics(self.step, loss_sum / count, first_sum / count, last_sum / count, stats.grad_norm,
                            tokens / seconds, seconds, peak, frozen, self.scheduler.get_last_lr()[0])
@@ -165,7 +169,7 @@ class MetaTrainer:
         self.strategy.after_step()
         if len(mine) == len(records):  # every rank saw every record
             return correct / len(records)
-        total_correct, = _all_reduce([float(correct)])
+        total_correct, = reduce_values([float(correct)], self.base.device)
         return total_correct / len(records)
 
     def save(self, path: Path, metrics: dict[str, float]) -> Path:

