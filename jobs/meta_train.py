@@ -2,6 +2,7 @@
 
     python jobs/meta_train.py                                  # the main job: smollm2-135m (or tiny) on this machine
     python jobs/meta_train.py --preset tiny --max-steps 50 train.num_workers=2
+    python jobs/meta_train.py --preset qwen2.5-7b --dry-run       # validate and print the plan; no cluster, no weights
     ray job submit --working-dir . -- python jobs/meta_train.py --preset qwen2.5-7b --output /mnt/runs/7b
 
 ``ray.init()`` joins the cluster when RAY_ADDRESS is set or the job was submitted, else starts a local Ray.
@@ -19,7 +20,7 @@ from pathlib import Path
 from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
 from perk_ray.runtime import init_ray
 from perk_ray.train.data_prep import prepare_splits
-from perk_ray.train.ray_trainer import fit
+from perk_ray.train.ray_trainer import dry_run, fit
 
 DEFAULT_PRESET = "smollm2-135m"
 
@@ -40,11 +41,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, help="Ray Train workers (train.num_workers)")
     parser.add_argument("--strategy", help="ddp | fsdp | cp (train.strategy)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    parser.add_argument("--dry-run", "--plan", action="store_true",
+                        help="validate the config, worker group and planned memory as fit does, print the plan, exit")
     args = parser.parse_args()
     args.preset = args.preset or default_preset()
     extra = [f"train.{k}={v}" for k, v in (("max_steps", args.max_steps), ("num_workers", args.workers),
                                            ("strategy", args.strategy), ("output_dir", args.output)) if v is not None]
     cfg = config_from_arguments(args, extra)
+    if args.dry_run:
+        print(dry_run(cfg))
+        return 0
     run_dir = Path(cfg.train.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(cfg.to_yaml())

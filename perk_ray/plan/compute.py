@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from perk_ray.config import PerkConfig
+from perk_ray.errors import ConfigError
 from perk_ray.plan.arch import Architecture, lora_targets
 from perk_ray.plan.memory import QA_TOKENS, device_shape
 
@@ -42,6 +43,22 @@ def _macs(arch: Architecture, cfg: PerkConfig, seq: int) -> tuple[float, float, 
 
 def _flops(weights: tuple[float, float, float], macs: tuple[float, float, float]) -> float:
     return sum(w * m for w, m in zip(weights, macs))
+
+
+def splits_batch(cfg: PerkConfig, world_size: int) -> bool:
+    """Whether ``world_size`` workers can share a global batch: whole tasks per worker under ddp and fsdp (the
+    batch a multiple of the workers), every task's chunks over all of them under cp."""
+    return cfg.train.strategy == "cp" or cfg.outer.batch_size % world_size == 0
+
+
+def check_batch_split(cfg: PerkConfig) -> None:
+    """Refuse a global batch that the configured workers cannot share (the trainer checks the same)."""
+    train = cfg.train
+    if not splits_batch(cfg, train.num_workers):
+        raise ConfigError(f"outer.batch_size={cfg.outer.batch_size} must be a multiple of train.num_workers="
+                          f"{train.num_workers} for train.strategy={train.strategy}: it is the global batch, and each "
+                          "worker meta-trains on whole tasks (the paper's 1 task per GPU on 8 GPUs is "
+                          "outer.batch_size=8 train.num_workers=8)")
 
 
 def step_compute(cfg: PerkConfig, arch: Architecture) -> StepCompute:

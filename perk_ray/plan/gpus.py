@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from perk_ray.config import PerkConfig
 from perk_ray.errors import ConfigError
 from perk_ray.plan.arch import Architecture
-from perk_ray.plan.compute import step_compute
+from perk_ray.plan.compute import splits_batch, step_compute
 from perk_ray.plan.memory import MemoryEstimate, estimate_memory
 
 GIB = 2**30
@@ -98,12 +98,14 @@ def evaluate(cfg: PerkConfig, arch: Architecture, gpu: Gpu, headroom: float = DE
 def fitting_options(cfg: PerkConfig, arch: Architecture, gpu: Gpu, headroom: float = DEFAULT_HEADROOM,
                     max_world_size: int = 64) -> list[Option]:
     """Options that fit on ``gpu``: every world size up to the configured one, or else the smallest that fits
-    (memory shrinks with the world size under fsdp and cp)."""
-    sizes = range(1, cfg.train.num_workers + 1)
+    (memory shrinks with the world size under fsdp and cp); only world sizes that can share the global batch."""
+    sizes = [w for w in range(1, cfg.train.num_workers + 1) if splits_batch(cfg, w)]
     fitting = [o for o in (evaluate(with_train(cfg, num_workers=w), arch, gpu, headroom) for w in sizes) if o.fits]
     for world_size in range(cfg.train.num_workers + 1, max_world_size + 1):
         if fitting or cfg.train.strategy == "ddp":
             break
+        if not splits_batch(cfg, world_size):
+            continue
         option = evaluate(with_train(cfg, num_workers=world_size), arch, gpu, headroom)
         fitting = [option] if option.fits else []
     return fitting

@@ -6,7 +6,7 @@ import math
 
 from perk_ray.config import PerkConfig
 from perk_ray.plan.arch import lora_params, lora_targets, resolve_architecture
-from perk_ray.plan.compute import step_compute
+from perk_ray.plan.compute import check_batch_split, step_compute
 from perk_ray.plan.gpus import (DEFAULT_HEADROOM, GIB, GPUS, MFU, RUNTIME_GIB, STRATEGIES, evaluate, get_gpu,
                                 fitting_options, recommend, with_train)
 from perk_ray.plan.memory import device_shape, estimate_memory
@@ -22,6 +22,7 @@ def _usd(x: float) -> str:
 
 def plan_report(cfg: PerkConfig, headroom: float = DEFAULT_HEADROOM, gpu: str | None = None) -> str:
     """The full report for ``cfg``; ``gpu`` restricts the GPU table to one kind."""
+    check_batch_split(cfg)
     arch = resolve_architecture(cfg.model)
     kinds = [get_gpu(gpu)] if gpu else list(GPUS.values())
     inner, train = cfg.inner, cfg.train
@@ -63,10 +64,6 @@ def plan_report(cfg: PerkConfig, headroom: float = DEFAULT_HEADROOM, gpu: str | 
             f"{_usd(at_size.run_usd)} | {_usd(at_size.usd_per_1k_steps)} | {kind.usd_per_hour:.2f} |")
     best = recommend(cfg, arch, headroom, kinds)
     lines.append("")
-    if train.strategy != "cp" and cfg.outer.batch_size < train.num_workers:
-        lines.append(f"Note: outer.batch_size={cfg.outer.batch_size} < train.num_workers={train.num_workers}: under "
-                     f"{train.strategy} each worker takes whole tasks, so {train.num_workers - cfg.outer.batch_size} "
-                     "workers idle.")
     if best is None:
         lines.append("Recommendation: nothing fits on up to 64 devices with any strategy; lower inner.truncation, "
                      "lora.rank, inner.chunk_tokens or inner.micro_batch_chunks.")

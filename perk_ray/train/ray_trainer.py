@@ -18,6 +18,10 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from perk_ray.checkpoint import atomic_directory
 from perk_ray.config import PerkConfig, build_config
 from perk_ray.errors import ConfigError
+from perk_ray.plan import estimate_memory, resolve_architecture
+from perk_ray.plan.compute import check_batch_split
+from perk_ray.plan.gpus import GIB, GPUS, evaluate
+from perk_ray.plan.report import plan_report
 from perk_ray.runtime import set_torch_threads
 from perk_ray.train.loop import MetaTrainer, run_meta_training
 
@@ -92,7 +96,9 @@ def _tracker(cfg: PerkConfig, config: dict[str, Any]):
 
 
 def check_resources(cfg: PerkConfig) -> None:
-    """Fail fast, before any worker starts, when the cluster cannot host the requested workers."""
+    """Fail fast, before any worker starts, when the global batch cannot be shared by the workers or the cluster
+    cannot host them."""
+    check_batch_split(cfg)
     available = ray.cluster_resources()
     train = cfg.train
     cpus = train.num_workers * train.cpus_per_worker
@@ -104,9 +110,33 @@ def check_resources(cfg: PerkConfig) -> None:
         if gpus > available.get("GPU", 0):
             raise ConfigError(f"train.use_gpu=true with train.num_workers={train.num_workers} needs {gpus:g} GPUs; "
                               f"the Ray cluster has {available.get('GPU', 0):g}")
-    if train.strategy != "cp" and cfg.outer.batch_size % train.num_workers:
-        raise ConfigError(f"outer.batch_size={cfg.outer.batch_size} must be a multiple of "
-                          f"train.num_workers={train.num_workers} for train.strategy={train.strategy}")
+
+
+def worker_group(cfg: PerkConfig) -> str:
+    """What ``fit`` asks Ray for, and how the global batch is shared."""
+    train = cfg.train
+    gpu = f" + {train.gpus_per_worker or 1:g} GPU" if train.use_gpu else ""
+    share = (f"each task's chunks split over the {train.num_workers} workers" if train.strategy == "cp"
+             else f"{cfg.outer.batch_size // train.num_workers} task(s) per worker")
+    return (f"Ray Train: {train.num_workers} worker(s) x ({train.cpus_per_worker:g} CPU{gpu}), backend "
+            f"{'nccl' if train.use_gpu else 'gloo'}, strategy {train.strategy}; global batch {cfg.outer.batch_size} "
+            f"tasks per meta-step, {share}.")
+
+
+def dry_run(cfg: PerkConfig) -> str:
+    """``fit``'s checks without a cluster or weights: the batch split, the worker group, and the planner's memory
+    estimate, which on GPUs must fit some GPU kind at the configured strategy and world size. Returns the plan."""
+    check_batch_split(cfg)
+    arch = resolve_architecture(cfg.model)
+    lines = [worker_group(cfg)]
+    if cfg.train.use_gpu:
+        fitting = [gpu.name for gpu in GPUS.values() if evaluate(cfg, arch, gpu).fits]
+        if not fitting:
+            raise ConfigError(f"train.use_gpu=true: the planner puts {estimate_memory(cfg, arch).total / GIB:.1f} GiB "
+                              f"on each of the {cfg.train.num_workers} devices ({cfg.train.strategy}), more than any "
+                              f"GPU kind holds; see python -m perk_ray.plan --preset {cfg.preset}")
+        lines.append(f"Fits on: {', '.join(fitting)}.")
+    return "\n".join([*lines, "", plan_report(cfg)])
 
 
 @dataclass

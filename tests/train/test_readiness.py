@@ -1,11 +1,12 @@
 """GPU and multi-worker readiness that a CPU can check: adapter keys, SDPA meta-steps, per-rank dropout streams and
-their replay on resume, and the dry run of every preset."""
+their replay on resume, and the dry run of every preset (the checks ``fit`` runs, and the planner's estimate)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from perk_ray.config import available_presets, load_config
 from perk_ray.errors import InputError
 from perk_ray.meta import MetaParams, build_outer_optimizer, meta_step, prepare_task
 from perk_ray.model import base_forward, current_lora_params, load_base_model, lora_forward
@@ -87,3 +88,31 @@ def test_resume_replays_the_dropout_streams_of_cpu_and_cuda(tmp_path, monkeypatc
     cuda_seeds.clear()
     assert resumed.run_step().outer_loss == expected.outer_loss
     assert cuda_seeds == clean_seeds and cuda_seeds
+
+
+def _meta_train(argv: list[str], monkeypatch) -> int:
+    """``jobs/meta_train.py`` in this process (its imports are already loaded): the exit code."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    job = Path(__file__).parents[2] / "jobs" / "meta_train.py"
+    monkeypatch.setattr(sys, "argv", [str(job), *argv])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(job), run_name="__main__")
+    return exit_.value.code
+
+
+@pytest.mark.parametrize("preset", available_presets())
+def test_every_preset_passes_the_dry_run(preset, monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a dry run writes nothing
+    assert _meta_train(["--preset", preset, "--dry-run"], monkeypatch) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(preset)
+    assert f"Ray Train: {cfg.train.num_workers} worker(s)" in out and "| total |" in out and "Recommendation:" in out
+    assert not list(tmp_path.iterdir())
+
+
+def test_dry_run_refuses_a_batch_the_workers_cannot_share(monkeypatch, capsys):
+    assert _meta_train(["--preset", "qwen2.5-0.5b", "--plan", "outer.batch_size=1"], monkeypatch) == 2
+    assert "outer.batch_size=1 must be a multiple of train.num_workers=8" in capsys.readouterr().err
