@@ -30,6 +30,8 @@ from serving.settings import engine_device, load_engine
 MODEL_REPLICA_CPUS = 0.5
 # Encoders react within seconds to a queue (an encoding takes seconds) and give replicas back after a minute.
 AUTOSCALING_DELAYS = {"upscale_delay_s": 2.0, "downscale_delay_s": 60.0, "look_back_period_s": 10.0}
+# A dead replica is noticed by its failed health check: every 2 s instead of Serve's 10 s (the checks are cheap).
+HEALTH_CHECKS = {"health_check_period_s": 2.0, "health_check_timeout_s": 30.0}
 
 
 class ContextNotFound(LookupError):
@@ -105,7 +107,7 @@ class _ModelReplica:
             raise RuntimeError(f"one model call has run for {busy:.0f}s, over serve.replica_stall_s={self._stall_s:g}")
 
 
-@serve.deployment(max_ongoing_requests=1, ray_actor_options={"num_cpus": MODEL_REPLICA_CPUS})
+@serve.deployment(max_ongoing_requests=1, ray_actor_options={"num_cpus": MODEL_REPLICA_CPUS}, **HEALTH_CHECKS)
 class Encoder(_ModelReplica):
     """Encodes a document into an adapter. One request per replica, so queued requests drive autoscaling."""
 
@@ -117,7 +119,7 @@ class Encoder(_ModelReplica):
         return self.engine.encode(text).to("cpu")
 
 
-@serve.deployment(max_ongoing_requests=4, ray_actor_options={"num_cpus": MODEL_REPLICA_CPUS})
+@serve.deployment(max_ongoing_requests=4, ray_actor_options={"num_cpus": MODEL_REPLICA_CPUS}, **HEALTH_CHECKS)
 class Answerer(_ModelReplica):
     """Answers a request's questions in one generate call, with adapters multiplexed by context id."""
 
@@ -152,7 +154,7 @@ class Answerer(_ModelReplica):
         return answers, count[: len(questions)], count[len(questions):]
 
 
-@serve.deployment(num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
+@serve.deployment(num_replicas=1, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0}, **HEALTH_CHECKS)
 class AdapterStore:
     """The adapter cache shared by all replicas, keyed by storage key (see serving.cache).
 

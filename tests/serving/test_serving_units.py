@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
+from fastapi import HTTPException
+from ray.exceptions import ActorDiedError
 
 from perk_ray.checkpoint import save_meta_checkpoint
 from perk_ray.chunking import context_token_ids
 from perk_ray.config import load_config
 from perk_ray.engine import Memory, PerkEngine
 from perk_ray.errors import ConfigError
+from serving import ingress
 from serving.app import build_app
 from serving.cache import AdapterDir, ByteLRU, adapter_info, context_key, storage_key
-from serving.deployments import SerialRunner
+from serving.deployments import AdapterStore, Encoder, SerialRunner
+from serving.ingress import PerkAPI
 from serving.loadtest import make_document, parse_args, percentile
 from serving.settings import engine_config, engine_digest, load_engine, load_serving_config, serving_note
 
@@ -124,3 +129,40 @@ def test_loadtest_helpers():
     assert percentile([float(i) for i in range(1, 101)], 99) == 99
     with pytest.raises(SystemExit):
         parse_args(["--url", "http://example.com:8000"])
+
+
+def test_a_call_whose_replica_died_is_retried_then_answers_503(monkeypatch):
+    monkeypatch.setattr(ingress, "RETRY_DELAYS_S", (0.0, 0.0))
+    call = PerkAPI.func_or_class._call
+    outcomes: list[object] = [ActorDiedError(), "answer"]
+
+    async def flaky() -> str:
+        outcome = outcomes.pop(0) if outcomes else ActorDiedError()
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert asyncio.run(call(None, flaky)) == "answer"  # died once: retried
+    with pytest.raises(HTTPException) as err:
+        asyncio.run(call(None, flaky))  # keeps dying: 503 after the retries
+    assert err.value.status_code == 503 and err.value.headers == {"Retry-After": "5"}
+
+
+def test_health_checks_fail_on_a_stalled_model_call_or_an_unwritable_cache_dir(tmp_path):
+    async def stalled() -> None:
+        run = SerialRunner()
+        call = asyncio.ensure_future(run(time.sleep, 0.3))
+        await asyncio.sleep(0.2)
+        replica = SimpleNamespace(_run=run, _stall_s=0.1)
+        with pytest.raises(RuntimeError, match="serve.replica_stall_s=0.1"):
+            Encoder.func_or_class.check_health(replica)
+        await call
+        assert run.busy_seconds() == 0.0
+        Encoder.func_or_class.check_health(replica)  # idle again: healthy
+
+    asyncio.run(stalled())
+    store = SimpleNamespace(_dir=AdapterDir(tmp_path / "cache"))
+    AdapterStore.func_or_class.check_health(store)
+    (tmp_path / "cache").rmdir()
+    with pytest.raises(RuntimeError, match="not a writable directory"):
+        AdapterStore.func_or_class.check_health(store)
