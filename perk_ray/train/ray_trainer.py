@@ -167,8 +167,9 @@ def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path) -> Tra
                                                checkpoint_score_order="max"),
             failure_config=FailureConfig(max_failures=train.max_failures),
         ),
-        # read tasks take no CPU: workers x cpus_per_worker may reserve every CPU of the cluster
-        datasets={name: ray.data.read_parquet(str(path), ray_remote_args={"num_cpus": 0})
+        # read here, before the workers reserve their CPUs: Ray Data lists the files in a task that needs a CPU,
+        # which a worker group holding every CPU of the cluster would never leave free (the reads take none)
+        datasets={name: ray.data.read_parquet(str(path), num_cpus=0).materialize()
                   for name, path in (("train", train_path), ("dev", dev_path))},
         dataset_config=DataConfig(datasets_to_split=[]),
     )

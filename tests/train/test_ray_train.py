@@ -1,7 +1,9 @@
-"""Ray Train end to end: a killed worker resumes and matches an uninterrupted run; bad configs fail fast."""
+"""Ray Train end to end: a killed worker resumes and matches an uninterrupted run; 2 workers on this 2-CPU machine
+finish and match 1 worker; bad configs fail fast."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,19 +38,34 @@ def _meta_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _run(tmp_path: Path, name: str):
-    cfg = load_config("tiny", [*OVERRIDES, f"train.output_dir={tmp_path / name}"])
+def _run(root: Path, name: str, *overrides: str):
+    cfg = load_config("tiny", [*OVERRIDES, *overrides, f"train.output_dir={root / name}"])
     run_dir = Path(cfg.train.output_dir)
-    splits = prepare_splits(cfg, tmp_path / "shared-data")
+    splits = prepare_splits(cfg, root / "shared-data")
     return fit(cfg, splits["train"], splits["dev"], run_dir)
 
 
-def test_killed_worker_resumes_and_matches_uninterrupted_run(local_ray, tmp_path):
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def clean(local_ray, runs):
+    """An uninterrupted 1-worker run."""
+    local_ray.write_text("already failed")  # the uninterrupted run must not be killed
+    return _run(runs, "clean")
+
+
+def _losses(run) -> list[tuple[float, ...]]:
+    rows = [json.loads(line) for line in (run.run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["outer_loss"], r["inner_loss_first"], r["inner_loss_last"], r["grad_norm"]) for r in rows]
+
+
+def test_killed_worker_resumes_and_matches_uninterrupted_run(local_ray, runs, clean):
     marker = local_ray
-    marker.write_text("already failed")  # the uninterrupted run must not be killed
-    clean = _run(tmp_path, "clean")
     marker.unlink()
-    resumed = _run(tmp_path, "killed")
+    resumed = _run(runs, "killed")
     assert marker.exists(), "the worker was never killed"
     assert resumed.metrics["step"] == clean.metrics["step"] == 4
     a, b = _meta_tensors(clean.final_checkpoint), _meta_tensors(resumed.final_checkpoint)
@@ -59,6 +76,18 @@ def test_killed_worker_resumes_and_matches_uninterrupted_run(local_ray, tmp_path
     assert len(lines) > 4  # steps 3-4 were replayed after the kill: nothing finished was lost
     engine = PerkEngine.from_checkpoint(resumed.best_checkpoint)
     assert engine.answer(engine.encode("The code of lemon is seven."), ["What is the code of lemon?"])
+
+
+def test_two_workers_on_two_cpus_finish_and_match_one_worker(local_ray, runs, clean):
+    """Both CPUs go to the worker group: the splits must be read before it starts (Ray Data lists files in a task
+    that needs a CPU), or the run stalls at the read."""
+    local_ray.write_text("already failed")  # no worker is killed
+    two = _run(runs, "two-workers", "train.num_workers=2")
+    assert two.metrics["step"] == 4
+    one, both = _losses(clean), _losses(two)
+    assert len(one) == len(both) == 4
+    for a, b in zip(one, both):
+        assert b == pytest.approx(a, rel=1e-5)
 
 
 def test_more_workers_than_cpus_fails_fast(local_ray, tmp_path):
