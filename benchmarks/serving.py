@@ -89,9 +89,10 @@ class InProcessApp:
         self.lock = threading.Lock()
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
+        from serving.auth import OPEN_TENANT
         from serving.cache import context_key
 
-        key = context_key(self.digest, body["text"])
+        key = context_key(self.digest, OPEN_TENANT, body["text"])
         with self.lock:
             memory = self.adapters.get(key)
             cached = memory is not None
