@@ -37,9 +37,9 @@ def patched(module, name: str, value) -> Iterator[None]:
 _inner_gradients = inner_loop.inner_gradients
 
 
-def _inner_gradients_no_cache(base, params, weighting, chunks, micro_batch, total_chunks, keep_graph,
+def _inner_gradients_no_cache(base, params, weighting, chunks, micro_batch, total_tokens, keep_graph,
                               hidden_cache=None):
-    return _inner_gradients(base, params, weighting, chunks, micro_batch, total_chunks, keep_graph, None)
+    return _inner_gradients(base, params, weighting, chunks, micro_batch, total_tokens, keep_graph, None)
 
 
 def recompute_base_hidden():

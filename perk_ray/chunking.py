@@ -1,4 +1,4 @@
-"""Context -> order-independent batch of fixed-length chunks ``doc_{i}: <chunk>`` with the prefix masked."""
+"""Context -> order-independent batch of fixed-length chunks ``doc_{i}: <chunk><eos>`` with the prefix masked."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class ChunkBatch:
     def num_chunks(self) -> int:
         return self.input_ids.shape[0]
 
+    @property
+    def num_loss_tokens(self) -> int:
+        """Positions that carry inner loss (every chunk token and each chunk's EOS): the inner loss divides by it."""
+        return int(self.loss_mask.sum())
+
     def to(self, device: torch.device | str) -> "ChunkBatch":
         return ChunkBatch(
             self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
@@ -49,11 +54,15 @@ class ChunkBatch:
 
 
 def context_token_ids(tokenizer: PreTrainedTokenizerBase, context: str | Sequence[str]) -> list[list[int]]:
-    """Token ids of each segment of a context (a string is one segment)."""
+    """Token ids of each segment of a context (a string is one segment).
+
+    Each segment is tokenised with one leading space, as it follows ``doc_{i}:``: its first word keeps the token it
+    has inside running text (no lone trailing-space token in the prefix with GPT-2/Qwen/SmolLM2 BPE).
+    """
     segments = [context] if isinstance(context, str) else list(context)
     if not segments or all(not s.strip() for s in segments):
         raise InputError("context is empty: give at least one non-blank segment of text")
-    return [tokenizer.encode(s, add_special_tokens=False) for s in segments if s.strip()]
+    return [tokenizer.encode(" " + s.strip(), add_special_tokens=False) for s in segments if s.strip()]
 
 
 def build_chunks(
@@ -64,9 +73,10 @@ def build_chunks(
     shuffle_ids: bool = False,
     generator: torch.Generator | None = None,
 ) -> ChunkBatch:
-    """Cut each segment into chunks of ``chunk_tokens`` tokens; chunk i becomes ``doc_{id}: <tokens>``.
+    """Cut each segment into chunks of ``chunk_tokens`` tokens; chunk i becomes ``doc_{id}: <tokens><eos>``.
 
-    With ``shuffle_ids`` the doc ids are a random permutation, so the encoding cannot rely on chunk order.
+    The loss covers the chunk tokens and the EOS, not the ``doc_{id}:`` prefix. With ``shuffle_ids`` the doc ids are
+    a random permutation, so the encoding cannot rely on chunk order.
     """
     pieces: list[list[int]] = []
     total = 0
@@ -78,10 +88,11 @@ def build_chunks(
             f"context has {total} tokens, over the limit inner.max_context_tokens={max_context_tokens}"
         )
     doc_ids = torch.randperm(len(pieces), generator=generator).tolist() if shuffle_ids else range(len(pieces))
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     rows = []
     for doc_id, piece in zip(doc_ids, pieces):
-        prefix = tokenizer.encode(f"doc_{doc_id}: ", add_special_tokens=False)
-        rows.append((prefix + piece, len(prefix)))
+        prefix = tokenizer.encode(f"doc_{doc_id}:", add_special_tokens=False)
+        rows.append((prefix + piece + eos, len(prefix)))
     width = max(len(ids) for ids, _ in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -90,6 +101,6 @@ def build_chunks(
     for row, (ids, prefix_len) in enumerate(rows):
         input_ids[row, : len(ids)] = torch.tensor(ids)
         attention_mask[row, : len(ids)] = 1
-        # position t predicts token t+1: targets are the chunk tokens at prefix_len .. len-1
+        # position t predicts token t+1: targets are the chunk tokens and the EOS at prefix_len .. len-1
         loss_mask[row, prefix_len - 1 : len(ids) - 1] = 1.0
     return ChunkBatch(input_ids, attention_mask, loss_mask, total)

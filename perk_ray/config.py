@@ -70,9 +70,9 @@ class InnerConfig(_Section):
     lr: float = Field(5e-5, gt=0)
     learn_lrs: bool = True
     betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = Field(1e-8, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    grad_clip: float | None = Field(1.0, gt=0)
+    eps: float = Field(1e-8, gt=0, description="AdamW's update m_hat / (sqrt(v_hat) + eps), as the official code.")
+    weight_decay: float = Field(0.01, ge=0, description="Decoupled (AdamW) weight decay of the inner steps (official).")
+    grad_clip: float | None = Field(None, gt=0, description="Inner global-norm clipping; None (official) clips nothing.")
     chunk_tokens: int = Field(128, ge=4)
     micro_batch_chunks: int = Field(4, ge=1, description="Chunks per micro-batch (gradient accumulation).")
     encode_micro_batch_chunks: int = Field(
@@ -83,7 +83,8 @@ class InnerConfig(_Section):
     weighting: Literal["mlp", "none"] = "mlp"
     weighting_hidden: int = Field(128, ge=1)
     weighting_activation: Literal["softplus", "sigmoid", "exp", "gelu"] = "softplus"
-    weighting_normalize: bool = True
+    weighting_normalize: bool = Field(False, description="Rescale each chunk's token weights to mean 1 (not in the "
+                                      "official code, where the weights scale the inner loss freely).")
 
     @model_validator(mode="after")
     def _truncation_within_steps(self) -> "InnerConfig":
@@ -105,7 +106,10 @@ class OuterConfig(_Section):
     grad_clip: float | None = Field(1.0, gt=0)
     batch_size: int = Field(1, ge=1, description="Tasks (contexts) per meta-step, over all workers.")
     epochs: int = Field(2, ge=1)
-    lr_lr: float | None = Field(None, gt=0, description="Outer LR for the learned inner rates (default: lr).")
+    lr_lr: float | None = Field(None, gt=0, description="Outer LR for the learned inner rates, which are learned in "
+                                "log space: a step of lr_lr changes a rate by a factor of about exp(lr_lr). Default "
+                                "outer.lr / inner.lr: the relative change a step of outer.lr makes to a raw rate (the "
+                                "official code learns raw rates at the outer lr).")
     use_support: bool = True
     max_new_tokens: int = Field(32, ge=1)
 

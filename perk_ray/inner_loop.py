@@ -41,16 +41,22 @@ def base_last_hidden(base: BaseModel, chunks: ChunkBatch) -> Tensor:
     return base_forward(base, chunks.input_ids, chunks.attention_mask, output_hidden_states=True).hidden_states[-1]
 
 
+def next_token_hidden(hidden: Tensor) -> Tensor:
+    """Align hidden states with the loss positions: position t's loss predicts token t+1, so its weight comes from
+    the hidden state *at* t+1 (the weighting model sees the token it weights). The last position predicts nothing."""
+    return nn.functional.pad(hidden[:, 1:], (0, 0, 0, 1))
+
+
 def chunk_loss_sum(
     base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None, weights_grad: bool,
     hidden: Tensor | None = None,
 ) -> Tensor:
-    """Sum over chunks of each chunk's (weighted) mean next-token CE on its context tokens.
+    """Sum over the chunks' context tokens of the (weighted) next-token CE.
 
-    The weights come from the base model's last hidden states (``hidden``, computed here when not given), so they
-    do not depend on the LoRA tensors. The targets are shifted rather than the logits, and the CE runs on (tokens,
-    vocab) rows: slicing or transposing the logits costs a full-size copy in forward and in backward. The last
-    position predicts nothing: its ``loss_mask`` is 0.
+    The weights come from the base model's last hidden states (``hidden``, computed here when not given) at the
+    predicted token, so they do not depend on the LoRA tensors. The targets are shifted rather than the logits, and
+    the CE runs on (tokens, vocab) rows: slicing or transposing the logits costs a full-size copy in forward and in
+    backward. The last position predicts nothing: its ``loss_mask`` is 0.
     """
     logits = _float_logits(lora_forward(base, params, chunks.input_ids, chunks.attention_mask).logits)
     rows, length, vocab = logits.shape
@@ -62,8 +68,8 @@ def chunk_loss_sum(
     else:
         hidden = base_last_hidden(base, chunks) if hidden is None else hidden
         with torch.set_grad_enabled(weights_grad):
-            weights = weighting(hidden, mask).to(ce.dtype)
-    return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
+            weights = weighting(next_token_hidden(hidden), mask).to(ce.dtype)
+    return (weights * ce).sum()
 
 
 def inner_gradients(
@@ -72,11 +78,12 @@ def inner_gradients(
     weighting: nn.Module | None,
     chunks: ChunkBatch,
     micro_batch: int,
-    total_chunks: int,
+    total_tokens: int,
     keep_graph: bool,
     hidden_cache: list[Tensor] | None = None,
 ) -> tuple[list[Tensor], Tensor]:
-    """Gradient of the inner loss (mean over all chunks) accumulated over micro-batches of chunks.
+    """Gradient of the inner loss (a mean over all ``total_tokens`` context tokens of the context, every token alike)
+    accumulated over micro-batches of chunks.
 
     ``hidden_cache`` holds the base hidden states per micro-batch for the weighting model: filled on the first
     step, reused by the later ones (the base is frozen, so they do not change).
@@ -92,7 +99,7 @@ def inner_gradients(
                 hidden_cache.append(base_last_hidden(base, part))
             hidden = hidden_cache[index]
         with torch.enable_grad():
-            loss = chunk_loss_sum(base, inputs, part, weighting, keep_graph, hidden) / total_chunks
+            loss = chunk_loss_sum(base, inputs, part, weighting, keep_graph, hidden) / total_tokens
             part_grads = torch.autograd.grad(loss, [inputs[n] for n in names], create_graph=keep_graph)
         if not keep_graph:
             part_grads = [g.detach() for g in part_grads]
@@ -132,7 +139,7 @@ class InnerOptimizer:
                 self.v[name] = b2 * self.v[name] + (1 - b2) * g * g
                 m_hat = self.m[name] / (1 - b1 ** (k + 1))
                 v_hat = self.v[name] / (1 - b2 ** (k + 1))
-                update = m_hat / torch.sqrt(v_hat + cfg.eps**2)
+                update = m_hat / (torch.sqrt(v_hat + _TINY) + cfg.eps)
             if cfg.weight_decay:
                 update = update + cfg.weight_decay * p
             new[name] = p - lr * update
@@ -149,22 +156,22 @@ def adapt(
     *,
     create_graph: bool,
     grad_reduce: GradReduce | None = None,
-    total_chunks: int | None = None,
+    total_tokens: int | None = None,
     micro_batch_chunks: int | None = None,
 ) -> InnerResult:
     """Run the K inner steps from ``init``; ``create_graph`` keeps the last T steps differentiable (meta-training).
 
     ``micro_batch_chunks`` overrides ``cfg.micro_batch_chunks`` (encoding uses ``cfg.encode_micro_batch_chunks``).
 
-    With context parallelism each rank passes its own chunks, ``total_chunks`` (all ranks) and a ``grad_reduce``
-    that sums the inner gradients over ranks differentiably.
+    With context parallelism each rank passes its own chunks, ``total_tokens`` (the context's loss tokens over all
+    ranks) and a ``grad_reduce`` that sums the inner gradients over ranks differentiably.
     """
     if not create_graph:
         init = {n: p.detach() for n, p in init.items()}
         lrs = {n: lr.detach() for n, lr in lrs.items()}
     params = dict(init)
     optimizer = InnerOptimizer(cfg, params)
-    total = total_chunks or chunks.num_chunks
+    total = total_tokens or chunks.num_loss_tokens
     losses: list[float] = []
     hidden_cache: list[Tensor] = []
     micro_batch = micro_batch_chunks or cfg.micro_batch_chunks

@@ -124,21 +124,30 @@ class TaskLoss:
 
 
 def task_loss(base: BaseModel, meta: MetaParams, task: PreparedTask, cfg: PerkConfig, *, create_graph: bool = True,
-              grad_reduce: GradReduce | None = None, total_chunks: int | None = None) -> TaskLoss:
+              grad_reduce: GradReduce | None = None, total_tokens: int | None = None) -> TaskLoss:
     """Encode the context with the inner loop, then the answer loss with the adapted memory."""
     inner = adapt(base, meta.init_params(), meta.lrs(), meta.weighting, task.chunks, cfg.inner,
-                  create_graph=create_graph, grad_reduce=grad_reduce, total_chunks=total_chunks)
+                  create_graph=create_graph, grad_reduce=grad_reduce, total_tokens=total_tokens)
     return TaskLoss(answer_loss(base, inner.params, task.qa), inner)
 
 
 def build_outer_optimizer(meta: MetaParams, cfg: PerkConfig, total_steps: int):
-    """AdamW over the meta-parameters with linear warmup then cosine decay to 10%."""
+    """AdamW over the meta-parameters with linear warmup then cosine decay to 10%.
+
+    Three groups: the LoRA init and weighting weights (outer.lr, weight decay), the weighting model's biases (no
+    weight decay, as the official code) and the log inner rates (``outer.lr_lr``, no weight decay).
+    """
     outer = cfg.outer
     lr_params = [p for p in meta.log_inner_lrs.parameters() if p.requires_grad]
-    other = [p for name, p in meta.named_parameters() if not name.startswith("log_inner_lrs") and p.requires_grad]
-    groups = [{"params": other, "lr": outer.lr}]
+    trainable = [(name, p) for name, p in meta.named_parameters()
+                 if not name.startswith("log_inner_lrs") and p.requires_grad]
+    decayed = [p for name, p in trainable if not (name.startswith("weighting.") and name.endswith(".bias"))]
+    biases = [p for name, p in trainable if name.startswith("weighting.") and name.endswith(".bias")]
+    groups = [{"params": decayed, "lr": outer.lr}]
+    if biases:
+        groups.append({"params": biases, "lr": outer.lr, "weight_decay": 0.0})
     if lr_params:
-        groups.append({"params": lr_params, "lr": outer.lr_lr or outer.lr, "weight_decay": 0.0})
+        groups.append({"params": lr_params, "lr": outer.lr_lr or outer.lr / cfg.inner.lr, "weight_decay": 0.0})
     optimizer = torch.optim.AdamW(groups, lr=outer.lr, betas=outer.betas, weight_decay=outer.weight_decay)
     return optimizer, warmup_cosine(optimizer, cfg, total_steps)
 
@@ -173,11 +182,11 @@ class StepStats:
 def meta_step(base: BaseModel, meta: MetaParams, tasks: Sequence[PreparedTask], cfg: PerkConfig,
               optimizer: torch.optim.Optimizer, scheduler=None, *, global_batch: int | None = None,
               sync_grads: Callable[[MetaParams], None] | None = None,
-              grad_reduce: GradReduce | None = None, total_chunks: Sequence[int] | None = None) -> StepStats:
+              grad_reduce: GradReduce | None = None, total_tokens: Sequence[int] | None = None) -> StepStats:
     """Accumulate the meta-gradient over this process's tasks, sync it, clip and step the outer optimiser.
 
     ``global_batch`` is the number of tasks over all workers (the loss is their mean); ``sync_grads`` sums the
-    meta-gradients over workers (data parallel); ``grad_reduce``/``total_chunks`` shard each context's chunks
+    meta-gradients over workers (data parallel); ``grad_reduce``/``total_tokens`` shard each context's chunks
     over ranks (context parallel).
     """
     optimizer.zero_grad(set_to_none=True)
@@ -185,7 +194,7 @@ def meta_step(base: BaseModel, meta: MetaParams, tasks: Sequence[PreparedTask], 
     stats = []
     for i, task in enumerate(tasks):
         result = task_loss(base, meta, task, cfg, create_graph=True, grad_reduce=grad_reduce,
-                           total_chunks=total_chunks[i] if total_chunks else None)
+                           total_tokens=total_tokens[i] if total_tokens else None)
         (result.loss / global_batch).backward()
         stats.append((result.loss.item(), result.inner.losses[0], result.inner.losses[-1],
                       task.chunks.num_context_tokens))

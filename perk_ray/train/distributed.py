@@ -103,10 +103,10 @@ class Strategy:
                            self.device)
 
     def shard_task(self, task: PreparedTask) -> tuple[PreparedTask, int]:
-        """This rank's chunks of a task and the context's total chunk count."""
+        """This rank's chunks of a task and the context's loss tokens over all ranks (the inner loss divides by it)."""
         if self.name != "cp" or self.world_size == 1:
-            return task, task.chunks.num_chunks
-        return PreparedTask(task.chunks.shard(self.rank, self.world_size), task.qa), task.chunks.num_chunks
+            return task, task.chunks.num_loss_tokens
+        return PreparedTask(task.chunks.shard(self.rank, self.world_size), task.qa), task.chunks.num_loss_tokens
 
     @property
     def grad_reduce(self) -> GradReduce | None:

@@ -138,7 +138,7 @@ class MetaTrainer:
         with PeakMemory(self.base.device) as mem:
             stats = meta_step(self.base, self.meta, tasks, cfg, self.optimizer, self.scheduler,
                               global_batch=strategy.loss_scale(len(indices)), sync_grads=all_reduce_meta_grads,
-                              grad_reduce=strategy.grad_reduce, total_chunks=totals)
+                              grad_reduce=strategy.grad_reduce, total_tokens=totals)
         strategy.after_step()
         seconds = time.perf_counter() - start
         self.step += 1

@@ -26,7 +26,7 @@ def engine() -> PerkEngine:
 
 def test_encode_adapts_the_memory_and_lowers_the_inner_loss(engine):
     memory = engine.encode(CONTEXT)
-    assert memory.num_chunks == 3 and memory.num_tokens == len(CONTEXT)
+    assert memory.num_chunks == 3 and memory.num_tokens == len(CONTEXT) + 1  # and the space after "doc_i:"
     assert memory.inner_losses[-1] < memory.inner_losses[0]
     init = engine.initial_memory().params
     assert any(not torch.equal(memory.params[n], init[n]) for n in init)
@@ -118,7 +118,7 @@ def test_empty_context_is_refused(engine, context):
 
 def test_context_over_the_limit_is_refused():
     engine = PerkEngine.from_config(load_config("tiny", ["inner.max_context_tokens=50"]))
-    with pytest.raises(InputError, match=r"80 tokens, over the limit inner.max_context_tokens=50"):
+    with pytest.raises(InputError, match=r"81 tokens, over the limit inner.max_context_tokens=50"):
         engine.encode(CONTEXT)
 
 
