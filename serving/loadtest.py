@@ -13,6 +13,7 @@ import argparse
 import http.client
 import json
 import math
+import os
 import random
 import sys
 import threading
@@ -64,18 +65,21 @@ class Plan:
 class Client:
     """One keep-alive HTTP connection."""
 
-    def __init__(self, host: str, port: int, timeout: float):
+    def __init__(self, host: str, port: int, timeout: float, api_key: str | None = None):
         self.conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
 
     def post(self, path: str, body: dict) -> tuple[int, dict]:
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        self.conn.request("POST", path, json.dumps(body), self.headers)
         response = self.conn.getresponse()
         return response.status, json.loads(response.read() or b"{}")
 
 
 def run_client(index: int, args: argparse.Namespace, warm_docs: list[str], plan: Plan, run_id: str) -> None:
     rng = random.Random(f"{run_id}-{index}")
-    client = Client(args.host, args.port, args.request_timeout)
+    client = Client(args.host, args.port, args.request_timeout, args.api_key)
     questions = [f"What is the code of record #{i}?" for i in range(args.questions)]
     n = 0
     while plan.claim():
@@ -87,7 +91,7 @@ def run_client(index: int, args: argparse.Namespace, warm_docs: list[str], plan:
             status, body = client.post("/v1/answers", {"text": text, "questions": questions})
         except (OSError, http.client.HTTPException):
             status, body = 0, {}
-            client = Client(args.host, args.port, args.request_timeout)
+            client = Client(args.host, args.port, args.request_timeout, args.api_key)
         meta = body.get("meta", {})
         sample = Sample("warm" if warm else "cold", (time.perf_counter() - start) * 1000, status, body.get("cached"),
                         (meta.get("encoder_replica"), meta.get("answerer_replica")))
@@ -132,6 +136,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doc-chars", type=int, default=1000, help="characters per document")
     p.add_argument("--questions", type=int, default=2, help="questions per request")
     p.add_argument("--request-timeout", type=float, default=300.0, help="client-side timeout per request (s)")
+    p.add_argument("--api-key", default=os.environ.get("PERK_API_KEY"),
+                   help="sent as Authorization: Bearer (default: $PERK_API_KEY) when the app has serve.api_keys_file")
     args = p.parse_args(argv)
     url = urlsplit(args.url)
     if url.scheme != "http" or url.hostname not in LOCAL_HOSTS:
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = uuid.uuid4().hex[:8]  # new cold documents on every run, even against a warm cache
     warm_docs = [make_document(f"warm-{run_id}-{i}", args.doc_chars) for i in range(args.warm_docs)]
     if args.warm_fraction > 0:
-        client = Client(args.host, args.port, args.request_timeout)
+        client = Client(args.host, args.port, args.request_timeout, args.api_key)
         for doc in warm_docs:
             status, body = client.post("/v1/contexts", {"text": doc})
             if status != 200:

@@ -21,7 +21,7 @@ from serving.app import build_app
 from serving.cache import AdapterDir, ByteLRU, adapter_info, context_key, storage_key
 from serving.deployments import AdapterStore, Encoder, SerialRunner
 from serving.ingress import PerkAPI
-from serving.loadtest import make_document, parse_args, percentile
+from serving.loadtest import Client, make_document, parse_args, percentile
 from serving.settings import engine_config, engine_digest, load_engine, load_serving_config, serving_note
 
 
@@ -129,6 +129,8 @@ def test_loadtest_helpers():
     assert percentile([float(i) for i in range(1, 101)], 99) == 99
     with pytest.raises(SystemExit):
         parse_args(["--url", "http://example.com:8000"])
+    assert parse_args(["--api-key", "sk-1"]).api_key == "sk-1"
+    assert Client("127.0.0.1", 1, 1.0, "sk-1").headers["Authorization"] == "Bearer sk-1"
 
 
 def test_a_call_whose_replica_died_is_retried_then_answers_503(monkeypatch):
