@@ -1,12 +1,12 @@
 """Frozen base weights sharded over ranks for the whole meta-step (``train.fsdp_full_shard``).
 
-Every frozen linear, GPT-2 ``Conv1D`` and embedding weight of the base is split into ``world_size`` flat shards; a rank keeps only its
-own. A weight is all-gathered just before an operation that reads it and dropped right after, and this holds in
-backward and in double backward too: a linear map's vjp is again a linear map of the same weight, so its backward is
-a custom autograd function that gathers the weight again (and whose own backward does the same). No full weight is
-saved in the autograd graph, so per-rank frozen memory is one shard plus the weight being used, whatever the depth of
-differentiation. The gathered weights are bit-identical to the originals, so the meta-gradients equal the replicated
-run's up to the summation order of the matmul backward.
+Every frozen linear, GPT-2 ``Conv1D`` and embedding weight of the base is split into ``world_size`` flat shards; a
+rank keeps only its own. A weight is all-gathered just before an operation that reads it and dropped right after,
+and this holds in backward and in double backward too: a linear map's vjp is again a linear map of the same weight,
+so its backward is a custom autograd function that gathers the weight again (and whose own backward does the same).
+No full weight is saved in the autograd graph, so per-rank frozen memory is one shard plus the weight being used,
+whatever the depth of differentiation. The gathered weights are bit-identical to the originals, so the
+meta-gradients equal the replicated run's up to the summation order of the matmul backward.
 
 All ranks must run the same sequence of weight reads (a collective each): the same number of tasks, micro-batches per
 task and generated tokens. ``check_lockstep`` verifies the first two before a meta-step.
@@ -38,7 +38,7 @@ class ShardedWeight:
     """One frozen weight as this rank's flat shard; ``full()`` all-gathers it (a collective)."""
 
     def __init__(self, weight: Tensor, rank: int, world: int, stats: GatherStats):
-        self.shape, self.numel, self.world, self.stats = weight.shape, weight.numel(), world, stats
+        self.shape, self.numel, self.stats = weight.shape, weight.numel(), stats
         per_rank = -(-self.numel // world)
         flat = torch.zeros(per_rank * world, dtype=weight.dtype, device=weight.device)
         flat[: self.numel] = weight.detach().reshape(-1)
