@@ -113,6 +113,11 @@ def test_every_preset_passes_the_dry_run(preset, monkeypatch, capsys, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_dry_run_refuses_a_batch_the_workers_cannot_share(monkeypatch, capsys):
-    assert _meta_train(["--preset", "qwen2.5-0.5b", "--plan", "outer.batch_size=1"], monkeypatch) == 2
-    assert "outer.batch_size=1 must be a multiple of train.num_workers=8" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "qwen2.5-0.5b", "--plan", "outer.batch_size=1"],
+     "outer.batch_size=1 must be a multiple of train.num_workers=8"),
+    (["--preset", "qwen2.5-7b", "--dry-run", "--strategy", "fsdp"], "more than any GPU kind holds"),
+])
+def test_dry_run_refuses_what_fit_or_the_gpus_cannot_run(argv, message, monkeypatch, capsys):
+    assert _meta_train(argv, monkeypatch) == 2
+    assert message in capsys.readouterr().err
