@@ -53,7 +53,7 @@ class ApiKeys:
         return {tenant for _, tenant in self._digests}
 
     def tenant(self, authorization: str | None) -> str | None:
-        """The tenant of an ``Authorization: Bearer <key>`` header, or None. Compares with every key, in constant time."""
+        """The tenant of an ``Authorization: Bearer <key>`` header, or None (compared with every key, constant time)."""
         scheme, _, key = (authorization or "").partition(" ")
         digest = _digest(key.strip()) if scheme.lower() == "bearer" else b""
         found = None

@@ -137,7 +137,7 @@ class AdapterDir:
                     meta = f.metadata()
                 if meta["tenant"] == tenant:
                     found.append(AdapterInfo.model_validate_json(meta["info"]))
-            except (OSError, ValueError, KeyError, SafetensorError):  # deleted meanwhile, or not an adapter of this cache
+            except (OSError, ValueError, KeyError, SafetensorError):  # deleted meanwhile, or not one of ours
                 continue
         return found
 

@@ -153,20 +153,23 @@ class PerkAPI:
         check_questions(self.tokenizer, [question], self.cfg.serve)
         wanted = request.max_completion_tokens or request.max_tokens or self.default_new_tokens
         max_new = min(wanted, self.cfg.serve.max_new_tokens)
-        info = None
-        if is_context_id(request.model):  # anything else is unknown without a look-up
-            key = storage_key(tenant, request.model)
-            info = await self._timed(self._call(lambda: self.store.info.remote(key)))
-        if info is None:
-            raise HTTPException(404, f"unknown model {request.model!r}: a model is a context id of yours "
+        return await self._timed(self._chat(tenant, request.model, question, max_new))
+
+    async def _chat(self, tenant: str, model: str, question: str, max_new: int) -> ChatCompletion:
+        unknown = HTTPException(404, f"unknown model {model!r}: a model is a context id of yours "
                                      "(GET /v1/models lists them; POST /v1/contexts makes one)")
-        result = await self._timed(self._ask(key, info.context_id, [question], max_new_tokens=max_new))
+        if not is_context_id(model):  # unknown without a look-up
+            raise unknown
+        key = storage_key(tenant, model)
+        if await self._call(lambda: self.store.info.remote(key)) is None:
+            raise unknown
+        result = await self._ask(key, model, [question], max_new_tokens=max_new)
         completion = result.completion_tokens[0]
         usage = Usage(prompt_tokens=result.prompt_tokens[0], completion_tokens=completion,
                       total_tokens=result.prompt_tokens[0] + completion)
         choice = Choice(index=0, message=AssistantMessage(content=result.answers[0]),
                         finish_reason="length" if completion >= max_new else "stop")
-        return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=request.model,
+        return ChatCompletion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model,
                               choices=[choice], usage=usage)
 
     async def _answer(self, tenant: str, request: AnswerRequest, start: float) -> AnswerResponse:

@@ -107,7 +107,8 @@ def test_chat_request_takes_the_last_user_message():
                                                                     {"type": "text", "text": "three"}]}],
             "temperature": 0.7, "max_tokens": 5}
     assert ChatRequest.model_validate(body).question() == "two three"
-    assert ChatRequest.model_validate({"model": "m", "messages": [{"role": "system", "content": "x"}]}).question() is None
+    system_only = {"model": "m", "messages": [{"role": "system", "content": "x"}]}
+    assert ChatRequest.model_validate(system_only).question() is None
     for bad in ({"stream": True}, {"n": 2}, {"max_tokens": 0}, {"messages": []}):
         with pytest.raises(ValueError):
             ChatRequest.model_validate({**body, **bad})
