@@ -19,6 +19,7 @@ from pathlib import Path
 
 from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
 from perk_ray.runtime import init_ray
+from perk_ray.train.curves import plot_learning_curves
 from perk_ray.train.data_prep import prepare_splits
 from perk_ray.train.ray_trainer import dry_run, fit
 
@@ -60,6 +61,7 @@ def main() -> int:
     print(f"best checkpoint (dev accuracy): {outcome.best_checkpoint}")
     print(f"final checkpoint: {outcome.final_checkpoint}")
     print(f"metrics: {run_dir / 'metrics.jsonl'}")
+    print(f"learning curves: {plot_learning_curves(run_dir / 'metrics.jsonl')}")
     evaluate = Path(__file__).with_name("evaluate.py")
     if not args.no_eval and "test" in splits and evaluate.exists():
         out = run_dir / "eval"

@@ -1,4 +1,4 @@
-"""Aggregates of scored rows: accuracy with bootstrap CIs per method overall and by task, length, fact depth and
+"""Aggregates of scored rows: accuracy with 95% CIs (Wilson for proportions) per method overall and by task, length, fact depth and
 depth x length; the length-extrapolation regimes; latency and peak memory per method and length."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections import defaultdict
 from statistics import fmean
 from typing import Any, Callable, Sequence
 
-from perk_ray.evaluation.metrics import bootstrap_ci
+from perk_ray.evaluation.metrics import interval
 
 Row = dict[str, Any]
 Entry = dict[str, Any]
@@ -36,7 +36,7 @@ def regime(length: int, train_lengths: Sequence[int]) -> str:
 
 def _scores(rows: list[Row], metric: str, seed: int, resamples: int) -> dict[str, Any] | None:
     values = [float(r[metric]) for r in rows if r[metric] is not None]
-    estimate = bootstrap_ci(values, seed=seed, resamples=resamples)
+    estimate = interval(values, seed=seed, resamples=resamples)
     return estimate.to_dict() if estimate else None
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
@@ -58,6 +60,25 @@ class Estimate:
 
     def to_dict(self) -> dict[str, float | int]:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
+
+
+def wilson_ci(values: Sequence[float], level: float = 0.95) -> Estimate | None:
+    """Mean and Wilson score interval of 0/1 ``values`` (never [0, 0] at 0%, unlike a percentile bootstrap)."""
+    n = len(values)
+    if n == 0:
+        return None
+    p = float(np.mean(values))
+    z = float(NormalDist().inv_cdf(0.5 + level / 2))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+def interval(values: Sequence[float], *, seed: int = 0, resamples: int = 1000) -> Estimate | None:
+    """Wilson interval for proportions (all values 0 or 1), else a percentile bootstrap of the mean."""
+    if all(v in (0.0, 1.0) for v in values):
+        return wilson_ci(values)
+    return bootstrap_ci(values, seed=seed, resamples=resamples)
 
 
 def bootstrap_ci(values: Sequence[float], *, seed: int = 0, resamples: int = 1000,

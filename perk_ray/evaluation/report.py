@@ -68,8 +68,8 @@ def render_markdown(results: EvalResults, plots: Sequence[Path] = ()) -> str:
              f"- methods: {', '.join(methods)}; greedy, {meta['max_new_tokens']} new tokens; prompt-based methods: "
              f"window {meta['window']} tokens, over-long contexts {meta['overflow']}"
              + (" (cut from the left)" if meta["overflow"] == "truncate" else " (marked impossible, scored wrong)"),
-             f"- meta-trained on lengths {train}; 95% CIs: percentile bootstrap, {meta['resamples']} resamples, "
-             f"seed {meta['seed']}", "", "## Overall", ""]
+             f"- meta-trained on lengths {train}; 95% CIs: Wilson score intervals for accuracies (0/1 scores), "
+             f"percentile bootstrap ({meta['resamples']} resamples, seed {meta['seed']}) for other means", "", "## Overall", ""]
     lines += _table(["method", "n", "exact match %", "BabiLong %", "truncated", "impossible"],
                     [[e["method"], e["n"], _pct(e["exact_match"]), _pct(e["babilong"]), e["truncated"],
                       e["impossible"]] for e in summary["overall"]])

@@ -6,7 +6,8 @@ import pytest
 
 from perk_ray.data import TaskRecord, write_parquet
 from perk_ray.evaluation.aggregate import depth_bin, regime, summarize
-from perk_ray.evaluation.metrics import babilong_match, bootstrap_ci, exact_match, first_sentence, normalize_answer
+from perk_ray.evaluation.metrics import (babilong_match, bootstrap_ci, exact_match, first_sentence, interval,
+                                        normalize_answer, wilson_ci)
 from perk_ray.errors import InputError
 from perk_ray.evaluation.prompts import CHAT_INSTRUCTION, fit_prompt, icl_prompt, prompt_builder
 from perk_ray.evaluation.records import length_bucket, limit_records, load_records
@@ -130,3 +131,14 @@ def test_chat_template_prompt_for_instruct_models():
     cut = fit_prompt(tokenizer, ["AAAA first segment", "the needle is here"], "Where?", limit, "truncate", build)
     assert cut.status == "truncated" and cut.text.startswith("<u>") and cut.text.endswith("here\n\nQuestion: Where?</u><a>")
     assert prompt_builder(tokenizer, "plain") is icl_prompt
+
+
+def test_wilson_interval_matches_reference_values_and_is_not_degenerate_at_zero():
+    # reference: Wilson 95% for 0/10 is [0, 0.2775]; for 8/10, [0.4902, 0.9433] (standard tables)
+    zero = wilson_ci([0.0] * 10)
+    assert zero.mean == 0.0 and zero.low == pytest.approx(0.0, abs=1e-12) and zero.high == pytest.approx(0.2775, abs=1e-4)
+    eight = wilson_ci([1.0] * 8 + [0.0] * 2)
+    assert (eight.low, eight.high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    assert interval([1.0, 0.0, 1.0]) == wilson_ci([1.0, 0.0, 1.0])
+    assert interval([0.5, 1.0, 0.25], seed=1) == bootstrap_ci([0.5, 1.0, 0.25], seed=1)  # not a proportion
+    assert wilson_ci([]) is None

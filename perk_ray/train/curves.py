@@ -1,0 +1,65 @@
+"""Learning curves of a meta-training run from its metrics.jsonl: losses, dev accuracy and the learned rates (PNG)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """One dict per logged meta-step; a resumed run may log a step twice: the last record of a step wins."""
+    by_step: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_step[int(record["step"])] = record
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _smooth(values: list[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_learning_curves(metrics_file: Path, path: Path | None = None) -> Path:
+    """Outer loss, inner loss before/after encoding, dev accuracy and learned inner rates against the meta-step."""
+    rows = read_metrics(metrics_file)
+    if not rows:
+        raise ValueError(f"{metrics_file}: no metrics recorded yet")
+    path = path or metrics_file.with_name("learning_curves.png")
+    steps = [r["step"] for r in rows]
+    window = max(1, len(rows) // 25)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    ax.plot(steps, _smooth([r["outer_loss"] for r in rows], window), label="outer (answer) loss")
+    ax.plot(steps, _smooth([r["inner_loss_first"] for r in rows], window), label="inner loss before encoding")
+    ax.plot(steps, _smooth([r["inner_loss_last"] for r in rows], window), label="inner loss at the last step")
+    ax.set(xlabel="meta-step", ylabel="loss (nats)", title=f"Losses (moving mean of {window})")
+    ax.legend(fontsize=8)
+    dev = [(r["step"], r["dev_accuracy"]) for r in rows if r.get("dev_accuracy") is not None]
+    ax = axes[1]
+    if dev:
+        ax.plot([d[0] for d in dev], [100 * d[1] for d in dev], marker="o")
+    ax.set(xlabel="meta-step", ylabel="dev exact match (%)", ylim=(-2, 102), title="Dev accuracy")
+    ax = axes[2]
+    rates = [r["inner_lrs"] for r in rows if r.get("inner_lrs")]
+    if rates:
+        for k in range(len(rates[0])):
+            ax.plot(steps[-len(rates):], [r[k] for r in rates], label=f"inner step {k + 1}")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set(xlabel="meta-step", ylabel="learned rate (geometric mean)", title="Learned inner rates")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
