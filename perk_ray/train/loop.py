@@ -82,6 +82,7 @@ class StepMetrics:
     peak_mib: float
     frozen_mib: float  # frozen base weights resident on this rank during the step (max over ranks)
     lr: float
+    inner_lrs: list[float]  # geometric mean over LoRA tensors of each inner step's learned rate
 
 
 class MetaTrainer:
@@ -152,7 +153,13 @@ class MetaTrainer:
             device)
         count = count or n
         return StepMetrics(self.step, loss_sum / count, first_sum / count, last_sum / count, stats.grad_norm,
-                           tokens / seconds, seconds, peak, frozen, self.scheduler.get_last_lr()[0])
+                           tokens / seconds, seconds, peak, frozen, self.scheduler.get_last_lr()[0],
+                           self.inner_lr_means())
+
+    def inner_lr_means(self) -> list[float]:
+        """Each inner step's learned rate, as a geometric mean over the LoRA tensors (how the rates moved)."""
+        logs = torch.stack([p.detach().float().cpu() for p in self.meta.log_inner_lrs.values()])
+        return logs.mean(dim=0).exp().tolist()
 
     def dev_accuracy(self, limit: int | None = None) -> float:
         """Exact-match accuracy of PERK answers on the dev records (shared over ranks)."""
