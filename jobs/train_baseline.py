@@ -63,5 +63,10 @@ def main() -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console-script entry point: ``main`` with perk-ray's exit codes."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

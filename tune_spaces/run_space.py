@@ -19,5 +19,11 @@ Re-running the same command resumes an interrupted run.
 
 from perk_ray.tuning import cli
 
-if __name__ == "__main__":
+
+def main() -> None:
+    """Console-script entry point (``perk-tune``)."""
     cli(None, __doc__)
+
+
+if __name__ == "__main__":
+    main()
