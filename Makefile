@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # CPU wheel where a local one is offered (this kind of machine); the CUDA wheel on a GPU box.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup demo test test-all gpu-check gpu-wheels clean
+.PHONY: setup demo test test-all lint gpu-check gpu-wheels clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m ""
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 # The one GPU check (benchmarks/gpu_check.py) runs with the box's own python3 and needs no venv and no Ray: torch,
 # transformers, peft and pydantic. Offline, pydantic comes from wheels that `make gpu-wheels` downloads where PyPI is
