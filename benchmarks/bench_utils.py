@@ -103,8 +103,8 @@ def loglog_slope(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 
 def matmul_roof(threads: int, sizes: Sequence[int] = (512, 1024, 2048), repeats: int = 5,
-                budget_s: float = 1.0) -> dict[str, Any]:
-    """Plain float32 matmul throughput with ``threads`` intra-op threads: the best of the per-size medians.
+                budget_s: float = 1.0, dtype: str = "float32") -> dict[str, Any]:
+    """Plain matmul throughput (``dtype``) with ``threads`` intra-op threads: the best of the per-size medians.
 
     This is the practical roof of the machine as it is right now (loaded), measured in the same run as the
     numbers it is compared with. ``flops_per_s`` is per wall second; with 1 thread, ``flops_per_cpu_s`` is per
@@ -117,7 +117,7 @@ def matmul_roof(threads: int, sizes: Sequence[int] = (512, 1024, 2048), repeats:
     per_size, per_size_cpu = {}, {}
     try:
         for n in sizes:
-            a, b = torch.randn(n, n), torch.randn(n, n)
+            a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
             a @ b
             start = time.perf_counter()
             a @ b
@@ -135,7 +135,7 @@ def matmul_roof(threads: int, sizes: Sequence[int] = (512, 1024, 2048), repeats:
     finally:
         torch.set_num_threads(old)
     best = max(per_size, key=per_size.get)
-    out = {"threads": threads, "flops_per_s": per_size[best], "best_size": best,
+    out = {"threads": threads, "dtype": dtype, "flops_per_s": per_size[best], "best_size": best,
            "per_size_gflops": {str(k): round(v / 1e9, 2) for k, v in per_size.items()}}
     if threads == 1:
         out["flops_per_cpu_s"] = max(per_size_cpu.values())

@@ -100,3 +100,12 @@ def test_frozen_memory_quick(tmp_path):
     assert rows["ddp"]["frozen_in_step_mib"] == rows["fsdp"]["frozen_in_step_mib"]  # FSDP2 gathers for the step
     assert rows["fsdp full shard"]["frozen_in_step_mib"] < rows["ddp"]["frozen_in_step_mib"]
     assert rows["fsdp full shard"]["gathers_per_step"] > 0
+
+
+@pytest.mark.timeout(300)
+def test_bf16_cpu_quick(tmp_path):
+    payload = run_quick("bf16_cpu", tmp_path)
+    works = {(r["dtype"], r["what"]) for r in payload["rows"]}
+    assert works == {(d, w) for d in ("float32", "bfloat16") for w in ("meta-step", "encode")}
+    assert all(r["seconds"] > 0 and r["gflop"] > 0 and r["roof_fraction"] > 0 for r in payload["rows"])
+    assert payload["roofs"]["bfloat16"]["dtype"] == "bfloat16" and 0.9 < payload["cosine"] <= 1.0 + 1e-6
