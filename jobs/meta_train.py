@@ -55,7 +55,7 @@ def main() -> int:
     run_dir = Path(cfg.train.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(cfg.to_yaml())
-    splits = prepare_splits(cfg, run_dir)
+    splits = prepare_splits(cfg, run_dir, log=print)
     init_ray(log_to_driver=True)
     outcome = fit(cfg, splits["train"], splits["dev"], run_dir)
     print(f"best checkpoint (dev accuracy): {outcome.best_checkpoint}")

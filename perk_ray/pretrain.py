@@ -8,15 +8,18 @@ for meta-training as usual.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from transformers import Qwen2ForCausalLM
 
 from perk_ray.config import ModelConfig
 from perk_ray.model import load_tokenizer, tiny_qwen2_config
+
+logger = logging.getLogger(__name__)
 
 
 def task_text(records: Iterable[dict]) -> list[str]:
@@ -31,7 +34,7 @@ def task_text(records: Iterable[dict]) -> list[str]:
 
 def pretrain_tiny_base(model_cfg: ModelConfig, texts: list[str], out_dir: str | Path, *, steps: int = 300,
                        batch_size: int = 16, seq_len: int = 128, lr: float = 3e-3, seed: int = 0,
-                       log=print) -> Path:
+                       log: Callable[[str], None] = logger.info) -> Path:
     """Train the tiny Qwen2 on ``texts`` (random windows of the concatenated token stream); save it to ``out_dir``."""
     tokenizer = load_tokenizer("tiny")
     torch.manual_seed(seed)

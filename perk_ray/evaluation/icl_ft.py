@@ -8,8 +8,10 @@ gradients by hand; ``deepspeed`` runs the same step under DeepSpeed ZeRO-3 (opti
 from __future__ import annotations
 
 import importlib.util
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -25,6 +27,8 @@ from perk_ray.model import BaseModel, load_base_model
 from perk_ray.prompts import response_text
 from perk_ray.train.collectives import all_reduce, reduce_values
 from perk_ray.train.loop import global_batch_indices, total_steps
+
+logger = logging.getLogger(__name__)
 
 Engine = Literal["torch", "deepspeed"]
 
@@ -148,7 +152,7 @@ def _mean_over_ranks(values: list[float], device: torch.device) -> float:
 
 
 def train_icl_ft(cfg: PerkConfig, records: Sequence[TaskRecord], *, engine: Engine = "torch", device: str = "cpu",
-                 log: Callable[[str], None] = print) -> FineTuneResult:
+                 log: Callable[[str], None] = logger.info) -> FineTuneResult:
     """Fine-tune the LoRA on ``records`` (every rank passes all of them; each takes its share of a batch)."""
     rank, size = world()
     batch = cfg.outer.batch_size

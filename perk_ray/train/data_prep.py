@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from perk_ray.config import PerkConfig
 from perk_ray.errors import InputError
 from perk_ray.model import load_tokenizer
 
+logger = logging.getLogger(__name__)
+
 SPLITS = ("train", "dev", "test")
 
 
-def prepare_splits(cfg: PerkConfig, run_dir: Path, log=print) -> dict[str, Path]:
+def prepare_splits(cfg: PerkConfig, run_dir: Path, log: Callable[[str], None] = logger.info) -> dict[str, Path]:
     """Paths of train/dev(/test) Parquet files; generated from ``data.task`` when ``data.train_path`` is unset."""
     data = cfg.data
     if data.train_path:

@@ -8,11 +8,13 @@ what an uninterrupted run does, on CPU and GPU, with no RNG state saved.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -26,6 +28,8 @@ from perk_ray.model import BaseModel, load_base_model
 from perk_ray.profiling import PeakMemory
 from perk_ray.train.collectives import reduce_values
 from perk_ray.train.distributed import Strategy, all_reduce_meta_grads, frozen_param_bytes
+
+logger = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
@@ -193,7 +197,7 @@ def fail_injection(step: int) -> None:
 
 
 def run_meta_training(trainer: MetaTrainer, report: Reporter, scratch_dir: Path,
-                      log: Callable[[str], None] = print, metrics_file: Path | None = None) -> None:
+                      log: Callable[[str], None] = logger.info, metrics_file: Path | None = None) -> None:
     """Meta-train until the configured number of steps; report metrics every step and checkpoints at intervals."""
     cfg = trainer.cfg
     is_chief = trainer.strategy.rank == 0

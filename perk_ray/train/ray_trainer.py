@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from perk_ray.runtime import set_torch_threads
 from perk_ray.train.loop import MetaTrainer, run_meta_training
 
 RUN_NAME = "meta_train"
+log = logging.getLogger(__name__)
 
 
 def _rows(name: str) -> list[dict[str, Any]]:
@@ -36,18 +36,17 @@ def _rows(name: str) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: str(r["id"]))
 
 
+class _DropReportLines(logging.Filter):
+    """Ray Train logs every ``ray.train.report`` call with its full metrics dict at INFO: our progress line says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Reporting training result")
+
+
 def _quiet_report_log() -> None:
-    """Ray Train V2 logs every ``ray.train.report`` call with its full metrics dict at INFO: our progress line says it."""
-    from ray.train.v2._internal.execution import context as train_context
-
-    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
-
-
-def _log_progress(line: str) -> None:
-    """Progress straight to the process's stream: Train V2 patches ``print`` to log *and* tee every line, so the
-    driver would show each one twice."""
-    sys.__stdout__.write(line + "\n")
-    sys.__stdout__.flush()
+    """Drop those lines at the worker's root handlers (plain ``logging``, no private Ray module)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropReportLines())
 
 
 def train_worker(config: dict[str, Any]) -> None:
@@ -77,7 +76,7 @@ def train_worker(config: dict[str, Any]) -> None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
     metrics_file = Path(config["run_dir"]) / "metrics.jsonl" if context.get_world_rank() == 0 else None
-    run_meta_training(trainer, report, scratch, log=_log_progress, metrics_file=metrics_file)
+    run_meta_training(trainer, report, scratch, log=log.info, metrics_file=metrics_file)
 
 
 def _tracker(cfg: PerkConfig, config: dict[str, Any]):

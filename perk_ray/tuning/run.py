@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import ray
@@ -22,6 +24,8 @@ from perk_ray.tuning.space import (SEARCHES, Point, Space, as_overrides, base_co
                                    trial_config)
 from perk_ray.tuning.trial import (METRIC, MODE, Log, data_key, max_concurrent_trials, prepare_data, pretrain_base,
                                    run_trial, trial_resources)
+
+logger = logging.getLogger(__name__)
 
 SCHEDULERS = ("fifo", "asha")
 EXPERIMENT = "tune"
@@ -44,7 +48,7 @@ class TuneOutcome:
 
 def run_space(space: Space, preset: str, overrides: Sequence[str], output: str | Path, *, search: str = "grid",
               scheduler: str = "fifo", num_samples: int = 8, pretrain_steps: int = 200,
-              callbacks: Sequence[tune.Callback] = (), verbose: int = 1, log: Log = print) -> TuneOutcome:
+              callbacks: Sequence[tune.Callback] = (), verbose: int = 1, log: Log = logger.info) -> TuneOutcome:
     """Run (or resume: same ``output``) an ablation; write the table, summary and plots into ``output``.
 
     ``callbacks`` (Tune callbacks) apply to a fresh run; a resumed run keeps those it started with.
@@ -150,7 +154,8 @@ def main(space: Space | None = None, description: str | None = None) -> int:
     space = space or load_space(args.space)
     overrides = [*args.overrides, *([f"train.max_steps={args.max_steps}"] if args.max_steps is not None else [])]
     outcome = run_space(space, args.preset, overrides, args.output or f"runs/tune/{space.name}", search=args.search,
-                        scheduler=args.scheduler, num_samples=args.num_samples, pretrain_steps=args.pretrain_steps)
+                        scheduler=args.scheduler, num_samples=args.num_samples, pretrain_steps=args.pretrain_steps,
+                        log=print)
     print(markdown_table(outcome.table))
     print(f"summary: {outcome.output / 'summary.md'}")
     if not outcome.complete:
