@@ -39,6 +39,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--methods", default="perk,ttl,icl", help="comma-separated (default perk,ttl,icl)")
     parser.add_argument("--icl-ft-checkpoint", help="icl-ft baseline directory (jobs/train_baseline.py)")
     parser.add_argument("--limit", type=int, help="at most N records, round robin over task and length")
+    parser.add_argument("--lengths", help="comma-separated target lengths to keep, e.g. 256,512 (default: all)")
     parser.add_argument("--task", help="task name for records that carry none (e.g. babilong-qa1)")
     parser.add_argument("--num-actors", type=int, default=1, help="Ray actors (default 1: in this process)")
     parser.add_argument("--max-new-tokens", type=int, help="greedy tokens per answer (default outer.max_new_tokens)")
@@ -56,6 +57,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def parse_lengths(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--lengths {text!r}: give comma-separated token counts, e.g. 256,512") from None
+
+
 def main() -> int:
     args = parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -64,7 +74,7 @@ def main() -> int:
                           depth_bins=args.depth_bins, seed=args.seed, resamples=args.resamples)
     options.validate()
     check_inputs(args.checkpoint, methods, args.icl_ft_checkpoint)  # before loading any model
-    records = load_records(args.data, limit=args.limit, task=args.task)
+    records = load_records(args.data, limit=args.limit, task=args.task, lengths=parse_lengths(args.lengths))
     meta = {"checkpoint": str(args.checkpoint), "data": str(evaluation_path(args.data)),
             "overrides": list(args.overrides)}
     progress = not args.no_progress

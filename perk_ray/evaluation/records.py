@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 from perk_ray.data import TASKS, TaskRecord, answer_labels, read_records
 from perk_ray.data.rows import SUFFIXES
@@ -20,15 +21,22 @@ def evaluation_path(path: str | Path) -> Path:
     return path
 
 
-def load_records(path: str | Path, *, limit: int | None = None, task: str | None = None) -> list[TaskRecord]:
+def load_records(path: str | Path, *, limit: int | None = None, task: str | None = None,
+                 lengths: Sequence[int] | None = None) -> list[TaskRecord]:
     """Records of a Parquet/JSONL file or directory (a split directory: its test file); ``task`` names the task of
-    records that have none."""
+    records that have none; ``lengths`` keeps only those target lengths (before ``limit``)."""
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: give at least 1 record")
     records = read_records(evaluation_path(path))
     if task is not None:
         for record in records:
             record.task = record.task or task
+    if lengths:
+        present = sorted({r.target_length for r in records if r.target_length is not None})
+        missing = sorted(set(lengths) - set(present))
+        if missing:
+            raise InputError(f"--lengths {missing}: not in the data (its lengths: {present})")
+        records = [r for r in records if r.target_length in set(lengths)]
     return limit_records(records, limit) if limit else records
 
 

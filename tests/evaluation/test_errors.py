@@ -80,6 +80,8 @@ def test_meta_checkpoint_of_another_base_model(run_job, meta_checkpoint, other_b
     (["--window", "8"], "window 8 must exceed max_new_tokens 16"),
     (["--max-new-tokens", "0"], "max_new_tokens=0 must be >= 1"),
     (["--overflow", "drop"], "invalid choice: 'drop'"),
+    (["--lengths", "4096"], "--lengths [4096]: not in the data"),
+    (["--lengths", "1k"], "--lengths '1k': give comma-separated token counts"),
 ])
 def test_bad_options(run_job, meta_checkpoint, test_data, tmp_path, args, fragment):
     code, _, err = run_job("evaluate.py", "--checkpoint", meta_checkpoint, "--data", test_data, "--output",
@@ -117,3 +119,11 @@ def test_library_raises_perk_errors(meta_checkpoint, other_base_icl_ft, tmp_path
         load_baseline_params(same_base, engine.base, engine.cfg.lora)
     with pytest.raises(InputError, match="no such file"):
         load_records(tmp_path / "missing.parquet")
+
+
+def test_lengths_keep_only_those_target_lengths(test_data):
+    records = load_records(test_data)
+    lengths = sorted({r.target_length for r in records if r.target_length is not None})
+    kept = load_records(test_data, lengths=lengths[-1:])
+    assert kept and {r.target_length for r in kept} == {lengths[-1]}
+    assert len(kept) == sum(r.target_length == lengths[-1] for r in records)
