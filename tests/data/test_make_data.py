@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from perk_ray.cli import main_preset
+from perk_ray.config import load_config
 from perk_ray.data import make_splits, read_records, write_parquet
 
 SCRIPT = Path(__file__).resolve().parents[2] / "jobs" / "make_data.py"
@@ -21,8 +23,9 @@ def make_data(*args: str) -> subprocess.CompletedProcess:
 def test_writes_splits_summary_and_same_bytes(tmp_path):
     out = tmp_path / "qa2"
     done = make_data("--task", "babilong-qa2", "--lengths", "1k,2k", "--count", "10", "--seed", "7", "--output",
-                     str(out))
+                     str(out), "--preset", "tiny")
     assert done.returncode == 0, done.stderr
+    assert "lengths in tokens of tiny (preset tiny)" in done.stdout
     for row in (r"train\s+16", r"dev\s+2", r"test\s+2", r"1k\s+10\s+\d+ / [\d.]+ / \d+", r"2k\s+10", r"fact depth\s+0-0.2"):
         assert re.search(rf"^{row}", done.stdout, re.MULTILINE), row
     assert sorted(p.name for p in out.iterdir()) == ["dev.parquet", "test.parquet", "train.parquet"]
@@ -31,6 +34,13 @@ def test_writes_splits_summary_and_same_bytes(tmp_path):
     for name, records in splits.items():
         again = write_parquet(records, tmp_path / "again" / f"{name}.parquet")
         assert again.read_bytes() == (out / f"{name}.parquet").read_bytes()
+
+
+def test_lengths_default_to_the_main_presets_tokenizer(tmp_path):
+    done = make_data("--task", "kv-recall", "--lengths", "64", "--count", "2", "--output", str(tmp_path / "kv"))
+    assert done.returncode == 0, done.stderr
+    preset = main_preset()
+    assert f"lengths in tokens of {load_config(preset).model.name} (preset {preset})" in done.stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [
