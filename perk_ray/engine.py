@@ -15,7 +15,7 @@ from perk_ray.chunking import build_chunks
 from perk_ray.config import PerkConfig, apply_overrides, build_config
 from perk_ray.errors import InputError
 from perk_ray.generation import greedy_generate
-from perk_ray.inner_loop import adapt
+from perk_ray.inner_loop import adapt, chunk_loss_sum
 from perk_ray.meta import MetaParams
 from perk_ray.model import BaseModel, load_base_model
 from perk_ray.prompts import extract_answer, question_prompt
@@ -77,6 +77,18 @@ class PerkEngine:
         params = {n: t.detach() for n, t in result.params.items()}
         return Memory(params, chunks.num_chunks, chunks.num_context_tokens, result.losses,
                       time.perf_counter() - start)
+
+    @torch.no_grad()
+    def context_loss(self, context: str | Sequence[str], memory: Memory) -> float:
+        """The inner objective (weighted next-token loss, a mean over the context's tokens) under ``memory``: with
+        ``encode``'s losses, the context loss before and after encoding."""
+        inner = self.cfg.inner
+        chunks = build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens)
+        chunks = chunks.to(self.base.device)
+        params = memory.to(self.base.device).params
+        total = sum(float(chunk_loss_sum(self.base, params, part, self.meta.weighting, weights_grad=False))
+                    for part in chunks.micro_batches(inner.encode_micro_batch_chunks))
+        return total / chunks.num_loss_tokens
 
     def initial_memory(self) -> Memory:
         """The un-adapted meta-learned initialisation as a memory (what the model knows before encoding)."""

@@ -48,6 +48,7 @@ class Outcome:
     answer_s: float | None = None
     answer_peak_bytes: int | None = None
     note: str = ""
+    inner_losses: list[float] | None = None  # memory methods: the inner loss before each inner step and after the last
 
 
 class Method(Protocol):
@@ -87,7 +88,8 @@ class MemoryMethod:
         text, answer_s, answer_peak = measured(
             device, lambda: self.engine.generate(memory, [prompt], self.max_new_tokens)[0])
         return Outcome(extract_answer(text), text, "ok", _count(self.engine.base, prompt), 0, encode_s, encode_peak,
-                       answer_s, answer_peak)
+                       answer_s, answer_peak, inner_losses=[*memory.inner_losses,
+                                                            self.engine.context_loss(record.context, memory)])
 
 
 @dataclass

@@ -92,7 +92,7 @@ def score_row(index: int, record: TaskRecord, context_tokens: int, method: str, 
         "encode_s": outcome.encode_s, "answer_s": outcome.answer_s,
         "encode_peak_mib": None if outcome.encode_peak_bytes is None else outcome.encode_peak_bytes / MIB,
         "answer_peak_mib": None if outcome.answer_peak_bytes is None else outcome.answer_peak_bytes / MIB,
-        "note": outcome.note,
+        "note": outcome.note, "inner_losses": outcome.inner_losses,
     }
 
 

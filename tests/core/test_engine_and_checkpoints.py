@@ -30,6 +30,9 @@ def test_encode_adapts_the_memory_and_lowers_the_inner_loss(engine):
     assert memory.inner_losses[-1] < memory.inner_losses[0]
     init = engine.initial_memory().params
     assert any(not torch.equal(memory.params[n], init[n]) for n in init)
+    # the context loss before encoding is the first inner step's loss; after encoding it is lower than the last
+    assert engine.context_loss(CONTEXT, engine.initial_memory()) == pytest.approx(memory.inner_losses[0], rel=1e-5)
+    assert engine.context_loss(CONTEXT, memory) < memory.inner_losses[-1]
 
 
 def test_answers_are_deterministic_and_batched(engine):

@@ -1,0 +1,44 @@
+"""Fact layout relative to chunks, and accuracy split by it."""
+
+from __future__ import annotations
+
+import pytest
+
+from perk_ray.data import TaskRecord
+from perk_ray.evaluation.diagnostics import accuracy_by_layout, fact_layout
+from perk_ray.model import load_tokenizer
+
+FILLER = "The lane was quiet. " * 4  # 80 bytes: the tiny tokenizer has one token per byte
+
+
+def _record(rid: str, context: list[str], name: str = "Mary") -> TaskRecord:
+    return TaskRecord(id=rid, task="babilong-qa1", context=context, question=f"Where is {name}?",
+                      answer=["hallway"])
+
+
+@pytest.mark.parametrize("context, layout", [
+    (["Mary went to the kitchen. " + FILLER + "John moved to the garden."], "one move"),
+    (["Mary went to the kitchen. Mary moved to the hallway. " + FILLER], "moves in one chunk"),
+    (["Mary went to the kitchen. " + FILLER + "Mary went back to the hallway."], "moves across chunks"),
+    (["Mary went to the kitchen.", "Mary journeyed to the hallway."], "moves across chunks"),  # two segments
+])
+def test_fact_layout(context, layout):
+    assert fact_layout(_record("r", context), load_tokenizer("tiny"), chunk_tokens=64) == layout
+
+
+def test_non_location_questions_have_no_layout():
+    record = TaskRecord(id="r", task="kv-recall", context=["x"], question="What is the code of fig?", answer=["2"])
+    assert fact_layout(record, load_tokenizer("tiny"), 64) is None
+
+
+def test_accuracy_by_layout_groups_and_intervals():
+    records = [_record("a", ["Mary went to the hallway."]),
+               _record("b", ["Mary went to the kitchen. " + FILLER + "Mary went to the hallway."])]
+    rows = [{"id": "a", "method": "perk", "length": 256, "babilong": True},
+            {"id": "b", "method": "perk", "length": 256, "babilong": False},
+            {"id": "b", "method": "icl", "length": 256, "babilong": True}]
+    table = accuracy_by_layout(rows, records, load_tokenizer("tiny"), 64)
+    got = {(e["method"], e["layout"]): (e["n"], e["accuracy"]) for e in table}
+    assert got == {("perk", "one move"): (1, 1.0), ("perk", "moves across chunks"): (1, 0.0),
+                   ("icl", "moves across chunks"): (1, 1.0)}
+    assert all(0.0 <= e["low"] <= e["accuracy"] <= e["high"] <= 1.0 for e in table)
