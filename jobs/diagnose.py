@@ -21,6 +21,29 @@ from perk_ray.evaluation.diagnostics import accuracy_by_layout
 from perk_ray.model import load_tokenizer
 
 
+def fact_signal_lines(checkpoint: str, records: list, per_length: int) -> list[str]:
+    """Mean fact signal per length over the first ``per_length`` records of each length."""
+    from collections import defaultdict
+
+    from perk_ray.engine import PerkEngine
+    from perk_ray.evaluation.diagnostics import fact_signal
+
+    engine = PerkEngine.from_checkpoint(checkpoint)
+    by_length: dict[int, list[dict[str, float]]] = defaultdict(list)
+    for record in records:
+        if record.support and len(by_length[record.target_length]) < per_length:
+            by_length[record.target_length].append(fact_signal(engine, record))
+    keys = ["chunks", "fact_ce_before", "fact_ce_after", "other_ce_before", "other_ce_after", "fact_weight",
+            "other_weight"]
+    lines = [f"## Fact signal by length (mean over {per_length} records; CE in nats on the supporting sentence's "
+             "tokens vs all other context tokens, before/after encoding; token weights on each)", "",
+             "| length | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for length, rows in sorted(by_length.items()):
+        means = [sum(r.get(k, float("nan")) for r in rows) / len(rows) for k in keys]
+        lines.append(f"| {length} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, type=Path, help="results.json of jobs/evaluate.py")
@@ -28,6 +51,8 @@ def main() -> int:
     parser.add_argument("--tokenizer", default="smollm2-135m", help="tokenizer that chunked the context")
     parser.add_argument("--chunk-tokens", type=int, default=128, help="inner.chunk_tokens of the checkpoint")
     parser.add_argument("--metric", default="babilong", choices=("babilong", "exact_match"))
+    parser.add_argument("--checkpoint", help="meta-checkpoint: also measure the fact signal by length")
+    parser.add_argument("--signal-records", type=int, default=8, help="records per length for the fact signal")
     args = parser.parse_args()
     if not args.results.is_file():
         raise InputError(f"--results {args.results}: no such file")
@@ -38,6 +63,8 @@ def main() -> int:
              "| method | length | layout | n | accuracy % [95% CI] |", "|---|---|---|---|---|"]
     lines += [f"| {e['method']} | {e['length']} | {e['layout']} | {e['n']} | {100 * e['accuracy']:.1f} "
               f"[{100 * e['low']:.1f}, {100 * e['high']:.1f}] |" for e in table]
+    if args.checkpoint:
+        lines += ["", *fact_signal_lines(args.checkpoint, read_records(args.data), args.signal_records)]
     out = args.results.with_name("layout.md")
     out.write_text("\n".join(lines) + "\n")
     args.results.with_name("layout.json").write_text(json.dumps(table, indent=2) + "\n")

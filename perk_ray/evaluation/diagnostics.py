@@ -1,4 +1,5 @@
-"""Where a BabiLong qa1 question's facts fall among the context's chunks, and accuracy split by it.
+"""Diagnostics of a qa1 result: where the asked person's moves fall among the chunks (and accuracy split by it), and
+how much of the needed fact the memory takes in as the context grows.
 
 A "Where is X?" question needs X's latest move. With one move of X in the context no order is needed; with several
 in one chunk, their order is visible inside that chunk; with moves in different chunks it is carried only by the
@@ -10,13 +11,19 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+import torch
 from transformers import PreTrainedTokenizerBase
 
+from perk_ray.chunking import build_chunks
 from perk_ray.data import TaskRecord
 from perk_ray.data.babi import MOVE_VERBS
+from perk_ray.engine import PerkEngine
 from perk_ray.evaluation.metrics import wilson_ci
+from perk_ray.inner_loop import base_last_hidden, next_token_hidden
+from perk_ray.model import lora_forward
 
 LAYOUTS = ("one move", "moves in one chunk", "moves across chunks")
 _QUESTION = re.compile(r"^Where is (\w+)\?$")
@@ -69,3 +76,48 @@ def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRec
         table.append({"method": method, "length": length, "layout": layout, "n": len(values),
                       "accuracy": estimate.mean, "low": estimate.low, "high": estimate.high})
     return table
+
+
+def _fact_positions(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
+                    sentences: Sequence[str]) -> list[tuple[int, int]]:
+    """(chunk row, token index within the chunk's segment tokens) of every token of ``sentences`` in the context."""
+    positions, row = [], 0
+    for segment in record.context:
+        if not segment.strip():
+            continue
+        text = " " + segment.strip()
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        for sentence in sentences:
+            for found in re.finditer(re.escape(sentence.strip()), text):
+                tokens = [i for i, (start, end) in enumerate(offsets) if end > found.start() and start < found.end()]
+                positions += [(row + i // chunk_tokens, i % chunk_tokens) for i in tokens]
+        row += -(-len(offsets) // chunk_tokens)
+    return positions
+
+
+@torch.no_grad()
+def fact_signal(engine: PerkEngine, record: TaskRecord) -> dict[str, float]:
+    """How much of the needed fact the memory took in: the next-token CE on the supporting sentence's tokens and on
+    all other context tokens, before (meta-learned init) and after encoding, and the token weighting model's mean
+    weight on each (the weight of predicting a token comes from the hidden state at that token)."""
+    inner = engine.cfg.inner
+    tokenizer = engine.base.tokenizer
+    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens).to(engine.base.device)
+    prefix = [len(tokenizer.encode(f"doc_{i}:", add_special_tokens=False)) for i in range(chunks.num_chunks)]
+    fact = torch.zeros_like(chunks.loss_mask, dtype=torch.bool)
+    for row, index in _fact_positions(record, tokenizer, inner.chunk_tokens, record.support):
+        fact[row, prefix[row] + index - 1] = True  # the position that predicts that token
+    other = chunks.loss_mask.bool() & ~fact
+    targets = torch.nn.functional.pad(chunks.input_ids[:, 1:], (0, 1))
+    out: dict[str, float] = {"chunks": float(chunks.num_chunks), "fact_tokens": float(fact.sum())}
+    for label, memory in (("before", engine.initial_memory()), ("after", engine.encode(record.context))):
+        logits = lora_forward(engine.base, memory.params, chunks.input_ids, chunks.attention_mask).logits.float()
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        out[f"fact_ce_{label}"] = float(ce[fact].mean())
+        out[f"other_ce_{label}"] = float(ce[other].mean())
+    if engine.meta.weighting is not None:
+        hidden = base_last_hidden(engine.base, chunks)
+        weights = engine.meta.weighting(next_token_hidden(hidden), chunks.loss_mask.to(hidden.dtype)).float()
+        out["fact_weight"] = float(weights[fact].mean())
+        out["other_weight"] = float(weights[other].mean())
+    return out

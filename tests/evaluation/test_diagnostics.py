@@ -42,3 +42,18 @@ def test_accuracy_by_layout_groups_and_intervals():
     assert got == {("perk", "one move"): (1, 1.0), ("perk", "moves across chunks"): (1, 0.0),
                    ("icl", "moves across chunks"): (1, 1.0)}
     assert all(0.0 <= e["low"] <= e["accuracy"] <= e["high"] <= 1.0 for e in table)
+
+
+def test_fact_signal_measures_the_supporting_sentence(tmp_path):
+    from perk_ray.config import load_config
+    from perk_ray.engine import PerkEngine
+    from perk_ray.evaluation.diagnostics import fact_signal
+
+    engine = PerkEngine.from_config(load_config("tiny", ["inner.chunk_tokens=32"]))
+    record = _record("r", ["Mary went to the kitchen. " + FILLER + "Mary went back to the hallway."])
+    record.support = ["Mary went back to the hallway."]
+    signal = fact_signal(engine, record)
+    assert signal["fact_tokens"] == len(" Mary went back to the hallway.") - 1  # the byte after the space onwards
+    assert signal["chunks"] == 5  # 137 bytes with the leading space, 32 per chunk
+    assert signal["fact_ce_after"] < signal["fact_ce_before"] and signal["other_ce_after"] < signal["other_ce_before"]
+    assert signal["fact_weight"] > 0 and signal["other_weight"] > 0
