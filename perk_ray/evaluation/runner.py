@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -43,7 +46,7 @@ class EvalOptions:
         if self.depth_bins < 1 or self.resamples < 1:
             raise InputError(f"depth_bins={self.depth_bins} and resamples={self.resamples} must be >= 1")
 
-    def resolved(self, engine: PerkEngine) -> "EvalOptions":
+    def resolved(self, engine: PerkEngine) -> EvalOptions:
         """A validated copy with the defaults filled in from the engine."""
         opts = EvalOptions(**asdict(self))
         if opts.max_new_tokens is None:
@@ -128,3 +131,26 @@ def evaluate_records(engine: PerkEngine, records: Sequence[TaskRecord], methods:
     for index, record in enumerate(tqdm(records, desc="evaluating", unit="example", disable=not progress)):
         rows.extend(run_record(engine, runners, index, record))
     return build_results(engine.cfg, str(engine.base.device), rows, methods, opts)
+
+
+def merge_results(files: Sequence[Path]) -> EvalResults:
+    """One report from several evaluations of one checkpoint (e.g. per method or length, run separately): rows are
+    renumbered per file so that records stay apart, and the aggregates are recomputed over all of them."""
+    payloads = [json.loads(Path(f).read_text()) for f in files]
+    if not payloads:
+        raise InputError("give at least one results.json to merge")
+    methods: list[str] = []
+    rows: list[Row] = []
+    offset = 0
+    for payload in payloads:
+        methods += [m for m in payload["meta"]["methods"] if m not in methods]
+        rows += [{**row, "index": row["index"] + offset} for row in payload["examples"]]
+        offset += 1 + max((row["index"] for row in payload["examples"]), default=-1)
+    meta = payload["meta"]
+    order = {name: i for i, name in enumerate(methods)}
+    rows.sort(key=lambda r: (r["index"], order[r["method"]]))
+    summary = summarize(rows, methods, train_lengths=meta["train_lengths"], depth_bins=meta["depth_bins"],
+                        seed=meta["seed"], resamples=meta["resamples"])
+    merged = {**meta, "methods": methods, "num_examples": len({r["index"] for r in rows}),
+              "merged_from": [str(f) for f in files]}
+    return EvalResults(rows, summary, merged)

@@ -112,3 +112,25 @@ def test_babilong_columns_are_scored_with_the_named_task(meta_checkpoint, tmp_pa
     assert [r["length"] for r in results.rows] == [64, 1024]  # no target_length: tokens rounded up to 2^k
     assert all(isinstance(r["babilong"], bool) for r in results.rows)
     assert [r["depth"] for r in results.rows] == [None, None] and results.summary["by_depth"] == []
+
+
+def test_merged_evaluations_recompute_the_aggregates(tmp_path):
+    from perk_ray.config import load_config
+    from perk_ray.data import generate
+    from perk_ray.engine import PerkEngine
+    from perk_ray.evaluation import evaluate_records
+    from perk_ray.evaluation.report import write_outputs
+    from perk_ray.evaluation.runner import merge_results
+
+    engine = PerkEngine.from_config(load_config("tiny", ["inner.steps=1", "inner.truncation=0"]))
+    records = generate("kv-recall", count=2, target_tokens=None, seed=3, split="test")
+    parts = []
+    for i, methods in enumerate((["perk"], ["closed-book"])):
+        results = evaluate_records(engine, records, methods)
+        write_outputs(results, tmp_path / str(i))
+        parts.append(tmp_path / str(i) / "results.json")
+    merged = merge_results(parts)
+    assert merged.meta["methods"] == ["perk", "closed-book"] and len(merged.rows) == 4
+    assert {e["method"]: e["n"] for e in merged.summary["overall"]} == {"perk": 2, "closed-book": 2}
+    assert len({r["index"] for r in merged.rows}) == 4  # each file's records stay apart
+    assert (write_outputs(merged, tmp_path / "merged")[0]).exists()
