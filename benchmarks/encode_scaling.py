@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if ("perk", attn) in by:
                 p, q = by["perk", attn], by["prompt", attn]
                 line.append(f"{attn}: PERK {p['seconds']:.2f} s ({p['cpu_seconds']:.2f} CPU s) / {p['peak_mib']:.0f} "
-                            f"MiB, prompt {q['seconds']:.2f} s ({q['cpu_seconds']:.2f} CPU s) / {q['peak_mib']:.0f} MiB")
+                            f"MiB, prompt {q['seconds']:.2f} s ({q['cpu_seconds']:.2f} CPU s) / "
+                            f"{q['peak_mib']:.0f} MiB")
         print(" | ".join(line), flush=True)
 
     # per-length ratios and growth exponents
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
     wall = time.perf_counter() - wall0
 
-    md = [f"## Encoding scaling: PERK versus context-in-prompt\n",
+    md = ["## Encoding scaling: PERK versus context-in-prompt\n",
           f"Machine: {machine_line(info)}. Load average at end: {load_average()}.",
           f"Model: tiny Qwen2 ({n_params:,} parameters, hidden {mcfg.hidden_size}, {mcfg.num_hidden_layers} layers), "
           f"PERK K={cfg.inner.steps}, {cfg.inner.chunk_tokens}-token chunks, micro-batch "

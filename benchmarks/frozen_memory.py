@@ -84,7 +84,8 @@ def _worker(rank: int, port: int, args: argparse.Namespace, mode: str, out: str)
         result = {"rss_at_rest": rest, "peak_rss": max(s["peak_rss"] for s in samples),
                   "seconds": min(s["seconds"] for s in samples), "frozen_full": trainer.frozen_bytes_full,
                   "frozen_at_rest": trainer.frozen_bytes_at_rest, "frozen_in_step": trainer.frozen_bytes_in_step(),
-                  "gathers_per_step": (trainer.strategy.gathers.gathers // args.steps) if trainer.strategy.gathers else 0}
+                  "gathers_per_step": (trainer.strategy.gathers.gathers // args.steps)
+                  if trainer.strategy.gathers else 0}
         Path(f"{out}.{rank}").write_text(json.dumps(result))
         dist.barrier()
     finally:

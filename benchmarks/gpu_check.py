@@ -24,6 +24,7 @@ the latter (sampled RSS). Results: ``benchmarks/results/gpu/gpu_check.{json,md}`
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import random
 import socket
@@ -31,9 +32,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -184,9 +186,10 @@ def check_meta_step(scale: Scale, base_dir: Path, budget: Budget) -> dict[str, A
 
     optimizer, scheduler = build_outer_optimizer(meta, cfg, 100)
     base.model.train(cfg.lora.dropout > 0)
+    step = functools.partial(meta_step, base, meta, [task], cfg, optimizer, scheduler)
     steps = []
     for i in range(1 + scale.timed_steps):  # the first is a warm-up: allocations, kernel choice, AdamW moments
-        stats, seconds, peaks = measured(scale.device, lambda: meta_step(base, meta, [task], cfg, optimizer, scheduler))
+        stats, seconds, peaks = measured(scale.device, step)
         steps.append({"seconds": seconds, "outer_loss": stats.outer_loss, "grad_norm": stats.grad_norm, **peaks})
         if i and budget.left < 2 * seconds:
             break
@@ -309,7 +312,7 @@ def check_encoding(scale: Scale, base_dir: Path, budget: Budget) -> dict[str, An
         for side, fn in (("perk", perk), ("prompt", prompt)):
             row: dict[str, Any] = {"tokens": n, "side": side}
             try:
-                extra, seconds, peaks = measured(scale.device, lambda: fn(text))
+                extra, seconds, peaks = measured(scale.device, functools.partial(fn, text))
                 row.update(status="ok", seconds=seconds, **peaks, **extra)
                 spent += seconds
             except (torch.cuda.OutOfMemoryError, MemoryError) as err:

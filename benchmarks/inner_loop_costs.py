@@ -125,7 +125,7 @@ def python_profile(fn, rows: int = 12) -> list[dict]:
     stats = pstats.Stats(prof)
     total = max(v[3] for v in stats.stats.values())
     interesting = []
-    for (filename, line, func), (cc, nc, tt, ct, callers) in stats.stats.items():
+    for (filename, line, func), (_, nc, tt, ct, _) in stats.stats.items():
         short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
         interesting.append({"function": f"{short}:{line}({func})", "calls": nc, "self_s": tt, "cumulative_s": ct,
                             "cumulative_share": ct / total})
@@ -135,7 +135,6 @@ def python_profile(fn, rows: int = 12) -> list[dict]:
 
 def float64_check(proto) -> dict[str, float]:
     """Max |difference| of the adapted memory (encode) and of the meta-gradient, prototype vs current, float64."""
-    import torch
 
     from perk_ray.config import load_config
     from perk_ray.engine import PerkEngine
@@ -168,7 +167,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     setup_torch(args.threads)
     quiet_warnings()
-    import torch
 
     import prototypes as P
     from perk_ray.config import load_config
@@ -322,7 +320,8 @@ def plot(proto_rows, mb_rows, thread_rows, path, info) -> None:
     ax2 = axes[1].twinx()
     ax2.plot([r["micro_batch_chunks"] for r in mb_rows], [r["peak_mib"] for r in mb_rows], "s--", color="C1",
              label="peak MiB")
-    axes[1].set(xscale="log", xlabel="inner.encode_micro_batch_chunks", ylabel="encode seconds", title="micro-batch size")
+    axes[1].set(xscale="log", xlabel="inner.encode_micro_batch_chunks", ylabel="encode seconds",
+                title="micro-batch size")
     ax2.set_ylabel("peak MiB")
     if thread_rows:
         axes[2].bar(range(len(thread_rows)), [r["seconds"] for r in thread_rows])

@@ -78,8 +78,8 @@ def config(strategy: str, k: int, t: int, batch: int, extra: list[str] = ()):
     from perk_ray.config import load_config
 
     return load_config("tiny", [f"inner.steps={k}", f"inner.truncation={t}", f"outer.batch_size={batch}",
-                                f"train.strategy={strategy}", "train.max_steps=100000", "model.attn_implementation=eager",
-                                *extra])
+                                f"train.strategy={strategy}", "train.max_steps=100000",
+                                "model.attn_implementation=eager", *extra])
 
 
 def step_schedule(args: argparse.Namespace, world: int) -> list[tuple[str, int, int]]:
@@ -157,7 +157,6 @@ def count_flops(fn) -> tuple[int, dict[str, int]]:
 
 def inner_loop_flops(args: argparse.Namespace, extra: list[str], label: str, repeats: int) -> dict[str, Any]:
     """FLOPs and achieved FLOP/s of the first-order inner loop (encoding) on one record."""
-    import torch
 
     from perk_ray.inner_loop import adapt
     from perk_ray.meta import MetaParams
@@ -292,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(markdown)
     stem = results_path("meta_step", args.quick, args.out_dir)
     payload = {"benchmark": "meta_step", "args": {k: v for k, v in vars(args).items()}, "machine": info,
-               "roofs": roofs, "roof_1_thread": roof1, "roof_2_threads": roof2, "roof_per_cpu_s": roof_cpu, "rows": rows, "samples": samples,
+               "roofs": roofs, "roof_1_thread": roof1, "roof_2_threads": roof2, "roof_per_cpu_s": roof_cpu,
+               "rows": rows, "samples": samples,
                "inner_loop": inner, "meta_step_flops": {f"K{k}_T{t}": {"total": v[0], "per_op": v[1]}
                                                         for (k, t), v in flops.items()},
                "wall_seconds": wall}

@@ -9,7 +9,7 @@ change bought); ``(proposal)`` variants are not applied yet, written out in full
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         how = "in-process mode (one engine, adapter dict, no Ray, no HTTP; tiny preset)"
     md = ["## Serving: throughput and latency, cold versus cached documents\n",
-          f"Machine: {machine_line(info)}; load average at end {load_average()}. {how}; `POST /v1/answers` with {args.doc_chars}-character documents (about "
+          f"Machine: {machine_line(info)}; load average at end {load_average()}. {how}; `POST /v1/answers` with "
+          f"{args.doc_chars}-character documents (about "
           f"{args.doc_chars} tokens, {-(-args.doc_chars // cfg.inner.chunk_tokens)} chunks, K={cfg.inner.steps}) and "
           f"{args.questions} questions; {int(args.warm_fraction * 100)}% of requests for one of {args.warm_docs} "
           f"pre-encoded documents, mixed at random. {args.duration:.0f} s per concurrency level; app start-up "
@@ -248,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print()
     print(markdown)
     stem = results_path("serving", args.quick, args.out_dir)
-    payload = {"benchmark": "serving", "mode": args.mode, "args": vars(args), "machine": info, "startup_seconds": startup,
-               "rows": rows, "ratios": ratios, "samples": all_samples, "wall_seconds": wall}
+    payload = {"benchmark": "serving", "mode": args.mode, "args": vars(args), "machine": info,
+               "startup_seconds": startup, "rows": rows, "ratios": ratios, "samples": all_samples, "wall_seconds": wall}
     write_results(stem, payload, markdown)
     plot(all_samples, rows, stem.with_suffix(".png"), info)
     print(f"\nwrote {stem}.json/.md/.png in {wall:.0f} s")

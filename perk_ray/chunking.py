@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -30,17 +30,17 @@ class ChunkBatch:
         """Positions that carry inner loss (every chunk token and each chunk's EOS): the inner loss divides by it."""
         return int(self.loss_mask.sum())
 
-    def to(self, device: torch.device | str) -> "ChunkBatch":
+    def to(self, device: torch.device | str) -> ChunkBatch:
         return ChunkBatch(
             self.input_ids.to(device), self.attention_mask.to(device), self.loss_mask.to(device),
             self.num_context_tokens,
         )
 
-    def select(self, index: Tensor | slice | list[int]) -> "ChunkBatch":
+    def select(self, index: Tensor | slice | list[int]) -> ChunkBatch:
         return ChunkBatch(self.input_ids[index], self.attention_mask[index], self.loss_mask[index],
                           self.num_context_tokens)
 
-    def micro_batches(self, size: int) -> Iterator["ChunkBatch"]:
+    def micro_batches(self, size: int) -> Iterator[ChunkBatch]:
         """Consecutive groups of at most ``size`` chunks, trimmed to their longest chunk."""
         for start in range(0, self.num_chunks, size):
             part = self.select(slice(start, start + size))
@@ -48,7 +48,7 @@ class ChunkBatch:
             yield ChunkBatch(part.input_ids[:, :width], part.attention_mask[:, :width], part.loss_mask[:, :width],
                              part.num_context_tokens)
 
-    def shard(self, rank: int, world_size: int) -> "ChunkBatch":
+    def shard(self, rank: int, world_size: int) -> ChunkBatch:
         """This rank's share of the chunks (round robin) for context parallelism."""
         return self.select(list(range(rank, self.num_chunks, world_size)))
 

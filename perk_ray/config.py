@@ -72,12 +72,13 @@ class InnerConfig(_Section):
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = Field(1e-8, gt=0, description="AdamW's update m_hat / (sqrt(v_hat) + eps), as the official code.")
     weight_decay: float = Field(0.01, ge=0, description="Decoupled (AdamW) weight decay of the inner steps (official).")
-    grad_clip: float | None = Field(None, gt=0, description="Inner global-norm clipping; None (official) clips nothing.")
+    grad_clip: float | None = Field(None, gt=0,
+                                    description="Inner global-norm clipping; None (official) clips nothing.")
     chunk_tokens: int = Field(128, ge=4)
     micro_batch_chunks: int = Field(4, ge=1, description="Chunks per micro-batch (gradient accumulation).")
     encode_micro_batch_chunks: int = Field(
-        16, ge=1, description="Chunks per micro-batch when encoding at inference: no graph is kept across micro-batches, "
-        "so bigger is faster (1.6x at 16 vs 4 on CPU) for one micro-batch's activations.")
+        16, ge=1, description="Chunks per micro-batch when encoding at inference: no graph is kept across "
+        "micro-batches, so bigger is faster (1.6x at 16 vs 4 on CPU) for one micro-batch's activations.")
     shuffle_chunks: bool = True
     max_context_tokens: int = Field(32768, ge=1)
     weighting: Literal["mlp", "none"] = "mlp"
@@ -87,7 +88,7 @@ class InnerConfig(_Section):
                                       "official code, where the weights scale the inner loss freely).")
 
     @model_validator(mode="after")
-    def _truncation_within_steps(self) -> "InnerConfig":
+    def _truncation_within_steps(self) -> InnerConfig:
         if self.truncation > self.steps:
             raise ValueError(
                 f"inner.truncation={self.truncation} must be <= inner.steps={self.steps} "

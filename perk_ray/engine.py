@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -35,7 +35,7 @@ class Memory:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.params.values())
 
-    def to(self, device: torch.device | str) -> "Memory":
+    def to(self, device: torch.device | str) -> Memory:
         return Memory({n: t.to(device) for n, t in self.params.items()}, self.num_chunks, self.num_tokens,
                       list(self.inner_losses), self.encode_seconds)
 
@@ -50,14 +50,14 @@ class PerkEngine:
         base.model.eval()
 
     @classmethod
-    def from_config(cls, cfg: PerkConfig, device: str | torch.device = "cpu") -> "PerkEngine":
+    def from_config(cls, cfg: PerkConfig, device: str | torch.device = "cpu") -> PerkEngine:
         """An engine with the un-meta-trained initialisation (peft's LoRA init, the configured inner rate)."""
         base = load_base_model(cfg.model, cfg.lora, device)
         return cls(cfg, base, MetaParams.from_base(base, cfg))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu",
-                        overrides: Sequence[str] = ()) -> "PerkEngine":
+                        overrides: Sequence[str] = ()) -> PerkEngine:
         """Load a meta-checkpoint; ``overrides`` may change inference fields (e.g. ``inner.micro_batch_chunks=8``)."""
         cfg = read_checkpoint_info(path).config
         if overrides:

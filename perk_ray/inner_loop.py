@@ -8,8 +8,8 @@ differentiable in the parameters and the learned rate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -62,7 +62,8 @@ def chunk_loss_sum(
     rows, length, vocab = logits.shape
     targets = nn.functional.pad(chunks.input_ids[:, 1:], (0, 1))
     mask = chunks.loss_mask.to(logits.dtype)
-    ce = nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none").view(rows, length)
+    ce = nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), reduction="none")
+    ce = ce.view(rows, length)
     if weighting is None:
         weights = mask
     else:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,7 @@ class MetaParams(nn.Module):
                                             inner.weighting_normalize).to(dtype)
 
     @classmethod
-    def from_base(cls, base: BaseModel, cfg: PerkConfig) -> "MetaParams":
+    def from_base(cls, base: BaseModel, cfg: PerkConfig) -> MetaParams:
         """Meta-initialisation: peft's LoRA initialisation (A random, B zero) and the configured inner rate."""
         return cls(current_lora_params(base), cfg, base.hidden_size).to(base.device)
 
@@ -64,7 +64,7 @@ class QABatch:
     attention_mask: Tensor
     labels: Tensor
 
-    def to(self, device: torch.device | str) -> "QABatch":
+    def to(self, device: torch.device | str) -> QABatch:
         return QABatch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device))
 
 
@@ -75,7 +75,7 @@ class PreparedTask:
     chunks: ChunkBatch
     qa: QABatch
 
-    def to(self, device: torch.device | str) -> "PreparedTask":
+    def to(self, device: torch.device | str) -> PreparedTask:
         return PreparedTask(self.chunks.to(device), self.qa.to(device))
 
 

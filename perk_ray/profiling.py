@@ -38,7 +38,7 @@ class PeakMemory:
     interval_s: float = 0.0005
     peak_bytes: int = 0
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._cuda = torch.device(self.device).type == "cuda"
         if self._cuda:
             torch.cuda.synchronize()

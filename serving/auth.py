@@ -24,7 +24,7 @@ class ApiKeys:
         self._digests = [(_digest(key), tenant) for key, tenant in keys.items()]
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ApiKeys":
+    def from_file(cls, path: str | Path) -> ApiKeys:
         """Parse ``tenant:key`` lines (blank lines and ``#`` comments skipped); errors name the line, never the key."""
         try:
             lines = Path(path).read_text().splitlines()

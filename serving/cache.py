@@ -14,8 +14,9 @@ import re
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file

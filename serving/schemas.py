@@ -42,7 +42,7 @@ class AnswerRequest(_Body):
     questions: list[Text] = Field(description="Questions answered from the adapter alone, in one batch.")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "AnswerRequest":
+    def _one_source(self) -> AnswerRequest:
         if (self.context_id is None) == (self.text is None):
             raise ValueError("give exactly one of context_id and text")
         return self

@@ -12,8 +12,8 @@ import hashlib
 import json
 import os
 import shlex
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from perk_ray.checkpoint import read_checkpoint_info
 from perk_ray.config import PerkConfig, load_config

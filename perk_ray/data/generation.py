@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 from perk_ray.data.schema import SEGMENT_SEPARATOR, TaskRecord
 from perk_ray.data.tasks import Draft, task_builder

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from perk_ray.data import prose
 from perk_ray.data.packing import Unit, pack

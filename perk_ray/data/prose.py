@@ -6,7 +6,7 @@ Deterministic given the ``random.Random`` it draws from; no corpus file, no netw
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from perk_ray.data import prose_vocab as V
 
@@ -120,7 +120,7 @@ def _description(rng: random.Random) -> str:
     adjective_1, adjective_2 = rng.sample(V.PLACE_ADJECTIVES, 2)
     ending = rng.choice((
         f", and the air smelled of {rng.choice(V.SMELLS)}", f" {rng.choice(V.TIME_PHRASES)}",
-        f", as it had always been", "", f", though nobody could say why",
+        ", as it had always been", "", ", though nobody could say why",
     ))
     return f"The {rng.choice(V.PLACES)} was {adjective_1} and {adjective_2}{ending}."
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 
@@ -46,7 +47,7 @@ class TaskRecord:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, row: Mapping[str, Any]) -> "TaskRecord":
+    def from_dict(cls, row: Mapping[str, Any]) -> TaskRecord:
         """A record from a row with the schema's columns (lists may be any sequence, e.g. numpy arrays)."""
         values = {name: row[name] for name in FIELD_NAMES if name in row}
         for name in LIST_FIELDS:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from perk_ray.data.generation import generate
 from perk_ray.data.schema import TaskRecord

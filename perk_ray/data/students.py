@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 QTYPES = ("recall", "relation", "aggregation")
 FIRST_NAMES = (

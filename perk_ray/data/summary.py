@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from typing import Mapping
+from collections.abc import Mapping
 
 from perk_ray.data.parse import format_length
 from perk_ray.data.schema import TaskRecord

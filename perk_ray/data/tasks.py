@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from perk_ray.data import babi, kv, students
 from perk_ray.data.haystack import TOLERANCE, ContextTooLong, embed_in_prose

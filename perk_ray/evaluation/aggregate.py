@@ -1,11 +1,12 @@
-"""Aggregates of scored rows: accuracy with 95% CIs (Wilson for proportions) per method overall and by task, length, fact depth and
-depth x length; the length-extrapolation regimes; latency and peak memory per method and length."""
+"""Aggregates of scored rows: accuracy with 95% CIs (Wilson for proportions) per method overall and by task, length,
+fact depth and depth x length; the length-extrapolation regimes; latency and peak memory per method and length."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from statistics import fmean
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from perk_ray.evaluation.metrics import interval
 

@@ -3,8 +3,9 @@ rows are the same as in-process (greedy decoding, per-example work), only the ti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import ray
 from ray.util import ActorPool

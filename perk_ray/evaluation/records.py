@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from perk_ray.data import TASKS, TaskRecord, answer_labels, read_records
 from perk_ray.data.rows import SUFFIXES

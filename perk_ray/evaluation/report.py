@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from perk_ray.evaluation.runner import EvalResults
 
@@ -69,7 +70,8 @@ def render_markdown(results: EvalResults, plots: Sequence[Path] = ()) -> str:
              f"window {meta['window']} tokens, over-long contexts {meta['overflow']}"
              + (" (cut from the left)" if meta["overflow"] == "truncate" else " (marked impossible, scored wrong)"),
              f"- meta-trained on lengths {train}; 95% CIs: Wilson score intervals for accuracies (0/1 scores), "
-             f"percentile bootstrap ({meta['resamples']} resamples, seed {meta['seed']}) for other means", "", "## Overall", ""]
+             f"percentile bootstrap ({meta['resamples']} resamples, seed {meta['seed']}) for other means", "",
+             "## Overall", ""]
     lines += _table(["method", "n", "exact match %", "BabiLong %", "truncated", "impossible"],
                     [[e["method"], e["n"], _pct(e["exact_match"]), _pct(e["babilong"]), e["truncated"],
                       e["impossible"]] for e in summary["overall"]])

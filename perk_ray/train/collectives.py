@@ -7,7 +7,7 @@ Without a process group every function returns its input as a one-rank reduction
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

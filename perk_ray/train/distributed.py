@@ -8,8 +8,9 @@ each context's chunks over the ranks and sums the inner gradients with a differe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -76,7 +77,7 @@ class Strategy:
     gathers: GatherStats | None = None  # full sharding: what the per-use weight gathers measured
 
     @classmethod
-    def create(cls, name: str, base: BaseModel, full_shard: bool = False) -> "Strategy":
+    def create(cls, name: str, base: BaseModel, full_shard: bool = False) -> Strategy:
         rank, world = _world()
         strategy = cls(name, rank, world, base.device)
         if name == "fsdp" and world > 1:

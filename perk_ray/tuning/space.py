@@ -7,9 +7,10 @@ import importlib.util
 import itertools
 import json
 import runpy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 from ray import tune

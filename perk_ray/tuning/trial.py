@@ -8,9 +8,10 @@ import json
 import math
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from ray import tune
 

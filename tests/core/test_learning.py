@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from perk_ray.chunking import build_chunks
 from perk_ray.engine import PerkEngine

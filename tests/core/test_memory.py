@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 
 from perk_ray.engine import PerkEngine
 from perk_ray.meta import MetaParams, prepare_task, task_loss

@@ -49,7 +49,8 @@ def _finite_difference(cfg, base, meta, task, param, index, h=1e-6):
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_meta_gradient_matches_finite_differences(float64_qwen, optimizer):
     # eps keeps Adam's g / sqrt(v) smooth at the scale of the finite-difference step
-    cfg, base, meta, task = _setup(f"inner.optimizer={optimizer}", "inner.steps=2", "inner.truncation=2", "inner.eps=1e-3")
+    cfg, base, meta, task = _setup(f"inner.optimizer={optimizer}", "inner.steps=2", "inner.truncation=2",
+                                   "inner.eps=1e-3")
     loss = _loss(cfg, base, meta, task)
     loss.backward()
     lora_a = meta.lora_init[next(k for k in meta.lora_init.keys() if "lora_A" in k)]
@@ -78,11 +79,13 @@ def _reference_unroll(cfg, base, meta, task):
     params = meta.init_params()
     lrs = meta.lrs()
     for k in range(cfg.inner.steps):
-        loss = chunk_loss_sum(base, params, task.chunks, meta.weighting, weights_grad=True) / task.chunks.num_loss_tokens
+        loss = chunk_loss_sum(base, params, task.chunks, meta.weighting, weights_grad=True)
+        loss = loss / task.chunks.num_loss_tokens
         grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
         norm = torch.sqrt(sum((g * g).sum() for g in grads) + 1e-20)
         scale = torch.clamp(cfg.inner.grad_clip / (norm + 1e-6), max=1.0)
-        params = {n: p - lrs[n][k] * (g * scale + cfg.inner.weight_decay * p) for (n, p), g in zip(params.items(), grads)}
+        params = {n: p - lrs[n][k] * (g * scale + cfg.inner.weight_decay * p)
+                  for (n, p), g in zip(params.items(), grads)}
     return answer_loss(base, params, task.qa)
 
 
@@ -100,7 +103,8 @@ def test_full_truncation_equals_full_second_order_unroll(float64_qwen):
 
 
 def test_zero_truncation_is_first_order(float64_qwen):
-    cfg, base, meta, task = _setup("inner.steps=3", "inner.truncation=0", "inner.weight_decay=0")  # decay scales dθ_K/dθ_0
+    # no weight decay: it scales dθ_K/dθ_0
+    cfg, base, meta, task = _setup("inner.steps=3", "inner.truncation=0", "inner.weight_decay=0")
     result = task_loss(base, meta, task, cfg, create_graph=True)
     result.loss.backward()
     final = {n: p.detach().requires_grad_(True) for n, p in result.inner.params.items()}

@@ -26,7 +26,8 @@ def test_writes_splits_summary_and_same_bytes(tmp_path):
                      str(out), "--preset", "tiny")
     assert done.returncode == 0, done.stderr
     assert "lengths in tokens of tiny (preset tiny)" in done.stdout
-    for row in (r"train\s+16", r"dev\s+2", r"test\s+2", r"1k\s+10\s+\d+ / [\d.]+ / \d+", r"2k\s+10", r"fact depth\s+0-0.2"):
+    for row in (r"train\s+16", r"dev\s+2", r"test\s+2", r"1k\s+10\s+\d+ / [\d.]+ / \d+", r"2k\s+10",
+                r"fact depth\s+0-0.2"):
         assert re.search(rf"^{row}", done.stdout, re.MULTILINE), row
     assert sorted(p.name for p in out.iterdir()) == ["dev.parquet", "test.parquet", "train.parquet"]
     assert len(read_records(out / "train.parquet")) == 16

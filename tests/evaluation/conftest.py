@@ -7,8 +7,8 @@ import contextlib
 import runpy
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch

@@ -38,7 +38,7 @@ def test_babilong_scoring_uses_the_first_sentence_and_ignores_question_labels():
     assert not babilong_match("garden or office", ["garden"], LOCATIONS, question)  # two candidate labels
     assert not babilong_match("I think. The garden.", ["garden"], LOCATIONS, question)  # not in the first sentence
     assert not babilong_match("", ["garden"], LOCATIONS, question)
-    assert babilong_match("Garden", ["Garden"], [l.capitalize() for l in LOCATIONS], "Where is John?")
+    assert babilong_match("Garden", ["Garden"], [loc.capitalize() for loc in LOCATIONS], "Where is John?")
     assert babilong_match("the garden <context> office", ["garden"], LOCATIONS, "Where is John?")
     assert first_sentence("The Office. Later") == "the office"
 
@@ -129,14 +129,16 @@ def test_chat_template_prompt_for_instruct_models():
     assert build("the context", " Where? ") == f"<u>{CHAT_INSTRUCTION}\n\nthe context\n\nQuestion: Where?</u><a>"
     limit = len(tokenizer.encode(build("", "Where?"), add_special_tokens=False)) + 12  # room for 12 context tokens
     cut = fit_prompt(tokenizer, ["AAAA first segment", "the needle is here"], "Where?", limit, "truncate", build)
-    assert cut.status == "truncated" and cut.text.startswith("<u>") and cut.text.endswith("here\n\nQuestion: Where?</u><a>")
+    assert cut.status == "truncated" and cut.text.startswith("<u>")
+    assert cut.text.endswith("here\n\nQuestion: Where?</u><a>")
     assert prompt_builder(tokenizer, "plain") is icl_prompt
 
 
 def test_wilson_interval_matches_reference_values_and_is_not_degenerate_at_zero():
     # reference: Wilson 95% for 0/10 is [0, 0.2775]; for 8/10, [0.4902, 0.9433] (standard tables)
     zero = wilson_ci([0.0] * 10)
-    assert zero.mean == 0.0 and zero.low == pytest.approx(0.0, abs=1e-12) and zero.high == pytest.approx(0.2775, abs=1e-4)
+    assert zero.mean == 0.0 and zero.low == pytest.approx(0.0, abs=1e-12)
+    assert zero.high == pytest.approx(0.2775, abs=1e-4)
     eight = wilson_ci([1.0] * 8 + [0.0] * 2)
     assert (eight.low, eight.high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
     assert interval([1.0, 0.0, 1.0]) == wilson_ci([1.0, 0.0, 1.0])

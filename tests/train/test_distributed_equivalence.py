@@ -19,7 +19,8 @@ from perk_ray.tokenizer import build_byte_tokenizer
 from perk_ray.train.loop import MetaTrainer
 
 STEPS = 2
-# full sharding needs the ranks in lockstep: one micro-batch per task (the 1-rank reference uses 2 chunks per micro-batch)
+# full sharding needs the ranks in lockstep: one micro-batch per task (the 1-rank reference uses 2 chunks per
+# micro-batch)
 STRATEGIES = {"ddp": ["train.strategy=ddp"], "fsdp": ["train.strategy=fsdp"], "cp": ["train.strategy=cp"],
               "fsdp-full": ["train.strategy=fsdp", "train.fsdp_full_shard=true", "inner.micro_batch_chunks=16"]}
 OVERRIDES = ["model.dtype=float64", "model.tiny.hidden_size=32", "model.tiny.num_layers=2",
@@ -113,8 +114,10 @@ def _unequal_contexts_error() -> str:
     """Full sharding with one short and one long context in a batch of 2: the ranks would run different numbers
     of micro-batches (and of weight gathers), so both must refuse the step instead of hanging."""
     records = [{"id": "short", "context": ["A short one."], "question": "Q?", "answer": ["a"], "support": []},
-               {"id": "long", "context": ["A much longer context. " * 8], "question": "Q?", "answer": ["b"], "support": []}]
-    cfg = load_config("tiny", [*OVERRIDES, *STRATEGIES["fsdp-full"], "inner.micro_batch_chunks=1", "outer.batch_size=2"])
+               {"id": "long", "context": ["A much longer context. " * 8], "question": "Q?", "answer": ["b"],
+                "support": []}]
+    cfg = load_config("tiny", [*OVERRIDES, *STRATEGIES["fsdp-full"], "inner.micro_batch_chunks=1",
+                               "outer.batch_size=2"])
     try:
         MetaTrainer(cfg, records, []).run_step()
     except ValueError as err:
