@@ -102,7 +102,8 @@ def fact_signal(engine: PerkEngine, record: TaskRecord) -> dict[str, float]:
     weight on each (the weight of predicting a token comes from the hidden state at that token)."""
     inner = engine.cfg.inner
     tokenizer = engine.base.tokenizer
-    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens).to(engine.base.device)
+    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens)
+    chunks = chunks.to(engine.base.device)
     prefix = [len(tokenizer.encode(f"doc_{i}:", add_special_tokens=False)) for i in range(chunks.num_chunks)]
     fact = torch.zeros_like(chunks.loss_mask, dtype=torch.bool)
     for row, index in _fact_positions(record, tokenizer, inner.chunk_tokens, record.support):
