@@ -109,3 +109,14 @@ def test_bf16_cpu_quick(tmp_path):
     assert works == {(d, w) for d in ("float32", "bfloat16") for w in ("meta-step", "encode")}
     assert all(r["seconds"] > 0 and r["gflop"] > 0 and r["roof_fraction"] > 0 for r in payload["rows"])
     assert payload["roofs"]["bfloat16"]["dtype"] == "bfloat16" and 0.9 < payload["cosine"] <= 1.0 + 1e-6
+
+
+@pytest.mark.timeout(300)
+def test_bf16_meta_gradient_quick(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_script_bf16_meta_gradient", BENCH / "bf16_meta_gradient.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    payload = module.main(["--quick", "--out-dir", str(tmp_path)])
+    assert [r["variant"] for r in payload["rows"]] == ["inner.eps=1e-8", "inner.optimizer=sgd inner.lr=0.3"]
+    assert all(-1.0 <= r["cos_all"] <= 1.0 + 1e-6 and r["norm_ratio_lora_B"] > 0 for r in payload["rows"])
+    assert (tmp_path / "bf16_meta_gradient_quick.md").read_text().startswith("# bf16 vs fp32 meta-gradient")
