@@ -57,19 +57,35 @@ def kv_records(count: int, seed: int, split: str) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def kv_checkpoint(tmp_path_factory):
-    """A tiny base briefly pre-trained on kv-recall text, then meta-trained with PERK (frozen base) for 150 steps."""
+def kv_pretrained_base(tmp_path_factory):
+    """A tiny base briefly pre-trained on kv-recall text (so that it can express the answers)."""
     from perk_ray.pretrain import pretrain_tiny_base, task_text
+
+    root = tmp_path_factory.mktemp("kv-base")
+    return pretrain_tiny_base(load_config("tiny").model, task_text(kv_records(1000, 5, "pretrain")), root / "base",
+                              steps=200, batch_size=8, seq_len=96, log=lambda _: None)
+
+
+def meta_train_kv(base_dir, out_dir, *overrides: str):
+    """PERK meta-training (frozen base) on kv-recall for 150 steps; the checkpoint's path."""
     from perk_ray.train.loop import MetaTrainer
 
-    root = tmp_path_factory.mktemp("kv")
-    base_dir = pretrain_tiny_base(load_config("tiny").model, task_text(kv_records(1000, 5, "pretrain")),
-                                  root / "base", steps=200, batch_size=8, seq_len=96, log=lambda _: None)
-    cfg = load_config("tiny", [*KV_OVERRIDES, f"model.pretrained_dir={base_dir}", "train.max_steps=150"])
+    cfg = load_config("tiny", [*KV_OVERRIDES, f"model.pretrained_dir={base_dir}", "train.max_steps=150", *overrides])
     trainer = MetaTrainer(cfg, kv_records(1000, 0, "train"), [])
     while trainer.step < trainer.total_steps:
         trainer.run_step()
-    return trainer.save(root / "checkpoint", {})
+    return trainer.save(out_dir / "checkpoint", {})
+
+
+@pytest.fixture(scope="session")
+def kv_checkpoint(tmp_path_factory, kv_pretrained_base):
+    return meta_train_kv(kv_pretrained_base, tmp_path_factory.mktemp("kv"))
+
+
+@pytest.fixture(scope="session")
+def kv_checkpoint_bf16(tmp_path_factory, kv_pretrained_base):
+    """The same meta-training with a bf16 frozen base (fp32 LoRA, meta-parameters and losses)."""
+    return meta_train_kv(kv_pretrained_base, tmp_path_factory.mktemp("kv-bf16"), "model.dtype=bfloat16")
 
 
 @pytest.fixture(autouse=True, scope="module")

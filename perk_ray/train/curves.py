@@ -44,7 +44,8 @@ def plot_learning_curves(metrics_file: Path, path: Path | None = None) -> Path:
     ax.plot(steps, _smooth([r["outer_loss"] for r in rows], window), label="outer (answer) loss")
     ax.plot(steps, _smooth([r["inner_loss_first"] for r in rows], window), label="inner loss before encoding")
     ax.plot(steps, _smooth([r["inner_loss_last"] for r in rows], window), label="inner loss at the last step")
-    ax.set(xlabel="meta-step", ylabel="loss (nats)", title=f"Losses (moving mean of {window})")
+    ax.set_yscale("log")
+    ax.set(xlabel="meta-step", ylabel="loss (weighted inner; nats)", title=f"Losses (moving mean of {window})")
     ax.legend(fontsize=8)
     dev = [(r["step"], r["dev_accuracy"]) for r in rows if r.get("dev_accuracy") is not None]
     ax = axes[1]

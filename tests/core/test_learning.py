@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
 
 from perk_ray.chunking import build_chunks
 from perk_ray.engine import PerkEngine
@@ -23,11 +25,21 @@ def _accuracy(engine: PerkEngine, records: list[dict], encode: bool) -> float:
     return correct / len(records)
 
 
-def test_perk_memories_beat_chance_and_the_unadapted_initialisation(kv_checkpoint):
-    engine = PerkEngine.from_checkpoint(kv_checkpoint)
+@pytest.mark.parametrize("checkpoint", ["kv_checkpoint", "kv_checkpoint_bf16"])
+def test_perk_memories_beat_chance_and_the_unadapted_initialisation(checkpoint, request):
+    engine = PerkEngine.from_checkpoint(request.getfixturevalue(checkpoint))
     test = kv_records(60, 99, "test")
     perk, unadapted = _accuracy(engine, test, encode=True), _accuracy(engine, test, encode=False)
     chance = 0.1
     print(f"kv-recall (2 facts): PERK {perk:.2f}, un-adapted init {unadapted:.2f}, chance {chance:.2f}")
     assert perk >= chance + 0.2
     assert perk >= unadapted + 0.2
+
+
+def test_bf16_base_keeps_lora_meta_parameters_and_losses_in_fp32(kv_checkpoint_bf16):
+    engine = PerkEngine.from_checkpoint(kv_checkpoint_bf16)
+    assert engine.base.model.get_base_model().model.embed_tokens.weight.dtype == torch.bfloat16
+    assert {p.dtype for p in engine.meta.parameters()} == {torch.float32}
+    memory = engine.encode(kv_records(1, 7, "test")[0]["context"])
+    assert {t.dtype for t in memory.params.values()} == {torch.float32}
+    assert all(isinstance(loss, float) for loss in memory.inner_losses)
