@@ -10,7 +10,7 @@ PROCESS_ENV_KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
 def process_env() -> dict[str, str]:
     """The OpenMP settings of this process that its Ray workers inherit, where the user set them (e.g.
-    ``OMP_WAIT_POLICY=PASSIVE`` on a machine shared with other jobs; see README, Performance)."""
+    ``OMP_WAIT_POLICY=PASSIVE`` on a machine shared with other jobs; see docs/performance.md)."""
     return {key: os.environ[key] for key in PROCESS_ENV_KEYS if key in os.environ}
 
 

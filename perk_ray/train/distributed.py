@@ -1,7 +1,7 @@
 """Distribution strategies of the meta-step: ddp, fsdp (FSDP2 over decoder layers) and context parallelism.
 
 All strategies replicate the meta-parameters and sum their gradients with one flat all-reduce (DDP's hooks do not
-fire on ``autograd.grad``, design.md). ``fsdp`` additionally shards the frozen base weights at rest (FSDP2, gathered
+fire on ``autograd.grad``). ``fsdp`` additionally shards the frozen base weights at rest (FSDP2, gathered
 for the whole step), or with ``train.fsdp_full_shard`` during the step as well (``frozen_shards``); ``cp`` splits
 each context's chunks over the ranks and sums the inner gradients with a differentiable all-reduce.
 """
@@ -129,7 +129,7 @@ class Strategy:
 
 
 def _shard_layers(base: BaseModel) -> list[torch.nn.Module]:
-    """FSDP2 per decoder layer with design.md's exact recipe: LoRA tensors ignored (they are the fast weights)."""
+    """FSDP2 per decoder layer, the recipe that is exact: LoRA tensors ignored (they are the fast weights)."""
     from torch.distributed.fsdp import fully_shard
 
     layers = decoder_layers(base)
