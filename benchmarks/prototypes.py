@@ -53,7 +53,8 @@ def recompute_base_hidden():
 def chunk_loss_sum_sliced(base: BaseModel, params: dict[str, Tensor], chunks: ChunkBatch, weighting: nn.Module | None,
                           weights_grad: bool, hidden: Tensor | None = None) -> Tensor:
     """The former ``inner_loop.chunk_loss_sum``: ``logits[:, :-1]`` (a full-size zero-filled gradient and a copy in
-    backward) and the CE on ``logits.transpose(1, 2)`` (made contiguous by the 2-D NLL kernel: another full copy)."""
+    backward) and the CE on ``logits.transpose(1, 2)`` (made contiguous by the 2-D NLL kernel: another full copy).
+    Same loss as today's (a token sum, weights from the hidden state at the predicted token)."""
     logits = inner_loop._float_logits(model_mod.lora_forward(base, params, chunks.input_ids,
                                                              chunks.attention_mask).logits[:, :-1])
     targets = chunks.input_ids[:, 1:]
@@ -64,8 +65,8 @@ def chunk_loss_sum_sliced(base: BaseModel, params: dict[str, Tensor], chunks: Ch
     else:
         hidden = inner_loop.base_last_hidden(base, chunks) if hidden is None else hidden
         with torch.set_grad_enabled(weights_grad):
-            weights = weighting(hidden[:, :-1], mask).to(ce.dtype)
-    return ((weights * ce).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).sum()
+            weights = weighting(hidden[:, 1:], mask).to(ce.dtype)
+    return (weights * ce).sum()
 
 
 def sliced_cross_entropy():
