@@ -56,9 +56,9 @@ def build_engines(args: argparse.Namespace) -> dict[str, Any]:
 
     longest = max(args.lengths)
     engines = {}
-    for attn in ("sdpa", "eager"):
+    for attn in ("sdpa", "eager"):  # max_context_tokens: + the space after doc_i:
         cfg = load_config("tiny", [f"model.tiny.max_position_embeddings={longest + 1024}",
-                                   f"model.attn_implementation={attn}", f"inner.max_context_tokens={longest}",
+                                   f"model.attn_implementation={attn}", f"inner.max_context_tokens={longest + 1}",
                                    *args.overrides])
         engines[attn] = PerkEngine.from_config(cfg)
     # the same random base weights under both attention implementations (seeded by model.tiny.seed)

@@ -145,7 +145,7 @@ def check_config(scale: Scale, base_dir: Path, *overrides: str):
 
     return load_config("qwen2.5-0.5b", [
         "model.name=tiny", f"model.pretrained_dir={base_dir}", "train.strategy=ddp", "train.num_workers=1",
-        f"data.lengths=[{scale.meta_tokens}]", f"inner.max_context_tokens={max(scale.encode_lengths)}",
+        f"data.lengths=[{scale.meta_tokens}]", f"inner.max_context_tokens={max(scale.encode_lengths) + 1}",
         f"outer.max_new_tokens={scale.max_new_tokens}", *scale.overrides, *overrides])
 
 

@@ -71,7 +71,7 @@ def wilson_ci(values: Sequence[float], level: float = 0.95) -> Estimate | None:
     z = float(NormalDist().inv_cdf(0.5 + level / 2))
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+    return Estimate(p, min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)), n)  # rounding: low <= p
 
 
 def interval(values: Sequence[float], *, seed: int = 0, resamples: int = 1000) -> Estimate | None:

@@ -114,6 +114,6 @@ def write_outputs(results: EvalResults, output: str | Path) -> list[Path]:
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
+    results_json = write_json(results, output / "results.json")  # first: a failing plot must not lose the rows
     plots = write_plots(results.summary, results.meta["methods"], output)
-    return [write_json(results, output / "results.json"), *plots,
-            write_markdown(results, output / "results.md", plots)]
+    return [results_json, *plots, write_markdown(results, output / "results.md", plots)]

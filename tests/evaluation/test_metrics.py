@@ -144,3 +144,5 @@ def test_wilson_interval_matches_reference_values_and_is_not_degenerate_at_zero(
     assert interval([1.0, 0.0, 1.0]) == wilson_ci([1.0, 0.0, 1.0])
     assert interval([0.5, 1.0, 0.25], seed=1) == bootstrap_ci([0.5, 1.0, 0.25], seed=1)  # not a proportion
     assert wilson_ci([]) is None
+    assert all(e.low <= e.mean <= e.high for e in (wilson_ci([0.0] * n) for n in range(1, 200)))  # plots need it
+    assert all(e.low <= e.mean <= e.high for e in (wilson_ci([1.0] * n) for n in range(1, 200)))
