@@ -25,7 +25,8 @@ def _accuracy(engine: PerkEngine, records: list[dict], encode: bool) -> float:
     return correct / len(records)
 
 
-@pytest.mark.parametrize("checkpoint", ["kv_checkpoint", "kv_checkpoint_bf16"])
+@pytest.mark.parametrize("checkpoint", ["kv_checkpoint",
+                                        pytest.param("kv_checkpoint_bf16", marks=pytest.mark.slow)])
 def test_perk_memories_beat_chance_and_the_unadapted_initialisation(checkpoint, request):
     engine = PerkEngine.from_checkpoint(request.getfixturevalue(checkpoint))
     test = kv_records(60, 99, "test")
@@ -36,6 +37,7 @@ def test_perk_memories_beat_chance_and_the_unadapted_initialisation(checkpoint, 
     assert perk >= unadapted + 0.2
 
 
+@pytest.mark.slow  # a second 150-step meta-training of the tiny model
 def test_bf16_base_keeps_lora_meta_parameters_and_losses_in_fp32(kv_checkpoint_bf16):
     engine = PerkEngine.from_checkpoint(kv_checkpoint_bf16)
     assert engine.base.model.get_base_model().model.embed_tokens.weight.dtype == torch.bfloat16
