@@ -22,25 +22,16 @@ from perk_ray.model import load_tokenizer
 
 
 def fact_signal_lines(checkpoint: str, records: list, per_length: int) -> list[str]:
-    """Mean fact signal per length over the first ``per_length`` records of each length."""
-    from collections import defaultdict
-
+    """The fact signal per length as a markdown table."""
     from perk_ray.engine import PerkEngine
-    from perk_ray.evaluation.diagnostics import fact_signal
+    from perk_ray.evaluation.diagnostics import SIGNAL_KEYS, fact_signal_by_length
 
-    engine = PerkEngine.from_checkpoint(checkpoint)
-    by_length: dict[int, list[dict[str, float]]] = defaultdict(list)
-    for record in records:
-        if record.support and len(by_length[record.target_length]) < per_length:
-            by_length[record.target_length].append(fact_signal(engine, record))
-    keys = ["chunks", "fact_ce_before", "fact_ce_after", "other_ce_before", "other_ce_after", "fact_weight",
-            "other_weight"]
+    means = fact_signal_by_length(PerkEngine.from_checkpoint(checkpoint), records, per_length)
     lines = [f"## Fact signal by length (mean over {per_length} records; CE in nats on the supporting sentence's "
              "tokens vs all other context tokens, before/after encoding; token weights on each)", "",
-             "| length | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    for length, rows in sorted(by_length.items()):
-        means = [sum(r.get(k, float("nan")) for r in rows) / len(rows) for k in keys]
-        lines.append(f"| {length} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+             "| length | " + " | ".join(SIGNAL_KEYS) + " |", "|---" * (len(SIGNAL_KEYS) + 1) + "|"]
+    for length, row in means.items():
+        lines.append(f"| {length} | " + " | ".join(f"{row[k]:.3f}" for k in SIGNAL_KEYS) + " |")
     return lines
 
 

@@ -122,3 +122,17 @@ def fact_signal(engine: PerkEngine, record: TaskRecord) -> dict[str, float]:
         out["fact_weight"] = float(weights[fact].mean())
         out["other_weight"] = float(weights[other].mean())
     return out
+
+
+SIGNAL_KEYS = ("chunks", "fact_ce_before", "fact_ce_after", "other_ce_before", "other_ce_after", "fact_weight",
+               "other_weight")
+
+
+def fact_signal_by_length(engine: PerkEngine, records: Sequence[TaskRecord], per_length: int) -> dict[int, dict]:
+    """Mean ``fact_signal`` per target length over the first ``per_length`` records with supporting facts."""
+    by_length: dict[int, list[dict[str, float]]] = defaultdict(list)
+    for record in records:
+        if record.support and len(by_length[record.target_length]) < per_length:
+            by_length[record.target_length].append(fact_signal(engine, record))
+    return {length: {k: sum(r.get(k, float("nan")) for r in rows) / len(rows) for k in SIGNAL_KEYS}
+            for length, rows in sorted(by_length.items())}

@@ -57,3 +57,18 @@ def test_fact_signal_measures_the_supporting_sentence(tmp_path):
     assert signal["chunks"] == 5  # 137 bytes with the leading space, 32 per chunk
     assert signal["fact_ce_after"] < signal["fact_ce_before"] and signal["other_ce_after"] < signal["other_ce_before"]
     assert signal["fact_weight"] > 0 and signal["other_weight"] > 0
+
+
+def test_fact_signal_by_length_averages_per_length():
+    from perk_ray.config import load_config
+    from perk_ray.engine import PerkEngine
+    from perk_ray.evaluation.diagnostics import SIGNAL_KEYS, fact_signal_by_length
+
+    engine = PerkEngine.from_config(load_config("tiny", ["inner.chunk_tokens=32"]))
+    records = []
+    for i, length in enumerate((128, 128, 256)):
+        record = _record(str(i), ["Mary went to the kitchen. " + FILLER * (length // 128)])
+        record.support, record.target_length = ["Mary went to the kitchen."], length
+        records.append(record)
+    means = fact_signal_by_length(engine, records, per_length=1)
+    assert list(means) == [128, 256] and set(means[128]) == set(SIGNAL_KEYS)
