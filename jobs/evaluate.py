@@ -6,7 +6,9 @@
 
 Methods: perk, ttl (the inner loop without meta-training), closed-book (the meta-trained init without
 encoding), icl (the base model with the context in the prompt), icl-ft (jobs/train_baseline.py). Writes
-results.json, results.md and PNG plots to --output. Trailing ``section.field=value`` arguments override
+results.json, results.md and PNG plots to --output. In one process (--num-actors 1, the default) each example's rows
+are appended to --output/rows.partial.jsonl as it finishes: run the same command again after a kill and it goes on
+from there (a smaller --limit reuses the rows it covers). Trailing ``section.field=value`` arguments override
 inference settings of the checkpoint's config (e.g. inner.micro_batch_chunks=8). Bad input exits 2 with one line.
 """
 
@@ -20,6 +22,7 @@ import torch
 from perk_ray.cli import run_cli
 from perk_ray.errors import InputError
 from perk_ray.evaluation import EvalOptions, evaluate_records, load_records, write_outputs
+from perk_ray.evaluation.journal import JOURNAL_NAME
 from perk_ray.evaluation.methods import check_inputs
 from perk_ray.evaluation.records import evaluation_path
 from perk_ray.runtime import init_ray
@@ -88,9 +91,10 @@ def main() -> int:
         from perk_ray.engine import PerkEngine
 
         engine = PerkEngine.from_checkpoint(args.checkpoint, args.device, args.overrides)
-        results = evaluate_records(engine, records, methods, options, progress=progress)
-        results.meta.update(meta)
+        results = evaluate_records(engine, records, methods, options, progress=progress,
+                                   journal=args.output / JOURNAL_NAME, meta=meta)
     paths = write_outputs(results, args.output)
+    (args.output / JOURNAL_NAME).unlink(missing_ok=True)  # the rows are in results.json now
     for entry in results.summary["overall"]:
         babilong = entry["babilong"]
         extra = f", BabiLong {100 * babilong['mean']:.1f}%" if babilong else ""

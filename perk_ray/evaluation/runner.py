@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,12 +16,14 @@ from perk_ray.data.schema import TaskRecord
 from perk_ray.engine import PerkEngine
 from perk_ray.errors import InputError
 from perk_ray.evaluation.aggregate import summarize
+from perk_ray.evaluation.journal import RowJournal, record_keys
 from perk_ray.evaluation.methods import Method, Outcome, build_methods, model_window
 from perk_ray.evaluation.metrics import babilong_match, exact_match
 from perk_ray.evaluation.prompts import Overflow, Template
 from perk_ray.evaluation.records import fact_depth, length_bucket, task_labels
 
 Row = dict[str, Any]
+log = logging.getLogger(__name__)
 MIB = 2**20
 
 
@@ -119,18 +122,39 @@ def build_results(cfg: PerkConfig, device: str, rows: list[Row], methods: Sequen
     return EvalResults(rows, summary, settings)
 
 
+def journal_header(opts: EvalOptions, methods: Sequence[str], meta: dict[str, Any]) -> dict[str, Any]:
+    """What makes two evaluations' rows interchangeable: methods, checkpoint, data, overrides and generation settings
+    (not the bootstrap's seed and resamples, which only the aggregates use)."""
+    settings = {k: v for k, v in asdict(opts).items() if k not in ("seed", "resamples", "depth_bins")}
+    return {"methods": list(methods), **settings, **{k: meta.get(k) for k in ("checkpoint", "data", "overrides")}}
+
+
 def evaluate_records(engine: PerkEngine, records: Sequence[TaskRecord], methods: Sequence[str] = ("perk",),
-                     options: EvalOptions | None = None, *, progress: bool = False) -> EvalResults:
+                     options: EvalOptions | None = None, *, progress: bool = False,
+                     journal: Path | None = None, meta: dict[str, Any] | None = None) -> EvalResults:
     """Evaluate ``methods`` on ``records`` in this process (e.g. dev accuracy during training:
-    ``evaluate_records(engine, dev, ["perk"]).accuracy("perk")``)."""
+    ``evaluate_records(engine, dev, ["perk"]).accuracy("perk")``). With ``journal`` (a file), each record's rows
+    are appended there as they finish and records already there are not run again: a killed evaluation resumes."""
     if not records:
         raise InputError("no records to evaluate")
     opts = (options or EvalOptions()).resolved(engine)
+    meta = meta or {}
+    book = RowJournal(journal, journal_header(opts, methods, meta)) if journal is not None else None
+    keys = record_keys(records)
+    if book is not None and book.done:
+        reused = sum(key in book.done for key in keys)
+        log.info("resuming from %s: %d of %d records already evaluated", journal, reused, len(records))
     runners = make_runners(engine, methods, opts)
     rows: list[Row] = []
     for index, record in enumerate(tqdm(records, desc="evaluating", unit="example", disable=not progress)):
-        rows.extend(run_record(engine, runners, index, record))
-    return build_results(engine.cfg, str(engine.base.device), rows, methods, opts)
+        if book is not None and keys[index] in book.done:
+            rows.extend({**row, "index": index} for row in book.done[keys[index]])
+            continue
+        record_rows = run_record(engine, runners, index, record)
+        if book is not None:
+            book.append(keys[index], record_rows)
+        rows.extend(record_rows)
+    return build_results(engine.cfg, str(engine.base.device), rows, methods, opts, meta)
 
 
 def merge_results(files: Sequence[Path]) -> EvalResults:

@@ -24,6 +24,7 @@ def test_job_writes_results_tables_and_plots(run_job, meta_checkpoint, icl_ft_ch
                               ",".join(METHODS), "--icl-ft-checkpoint", icl_ft_checkpoint, "--output", out,
                               "--max-new-tokens", 8, "--resamples", 200, "--no-progress")
     assert code == 0 and "perk: exact match" in stdout
+    assert not (out / "rows.partial.jsonl").exists()  # the journal of a finished evaluation is gone
     results = json.loads((out / "results.json").read_text())
     rows = results["examples"]
     assert len(rows) == 6 * len(METHODS) and {r["method"] for r in rows} == set(METHODS)
