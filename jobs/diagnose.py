@@ -1,11 +1,14 @@
-"""Split an evaluation's BabiLong qa1 accuracy by where the asked person's moves fall among the chunks.
+"""Split an evaluation's BabiLong qa1 accuracy by where the asked person's moves fall among the chunks, and say where
+each answered place comes from.
 
     python jobs/diagnose.py --results runs/smollm2-results/eval/results.json \\
         --data runs/smollm2-results/data/test.parquet --tokenizer smollm2-135m --chunk-tokens 128
 
 Writes ``layout.md`` and ``layout.json`` next to the results: per method and length, the accuracy (Wilson 95% CI)
 on questions whose person moved once, several times inside one chunk, or in different chunks (whose order only
-the doc ids carry). Bad input exits 2 with one line.
+the doc ids carry); and the share of answers naming the person's latest place, an earlier place of theirs, another
+person's place or a place not in the context, beside a reader that picks one of the context's places at random.
+Bad input exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from perk_ray.cli import run_cli
 from perk_ray.data import read_records
 from perk_ray.errors import InputError
-from perk_ray.evaluation.diagnostics import accuracy_by_layout
+from perk_ray.evaluation.diagnostics import SOURCES, accuracy_by_layout, answer_sources
 from perk_ray.model import load_tokenizer
 
 
@@ -35,6 +38,18 @@ def fact_signal_lines(checkpoint: str, records: list, per_length: int) -> list[s
     return lines
 
 
+def source_lines(table: list[dict]) -> list[str]:
+    """Where the answered places come from, as a markdown table."""
+    lines = ["## Where the answered place comes from (% of answers)", "",
+             "| method | length | n | " + " | ".join(SOURCES) + " | most frequent answer |",
+             "|---" * (len(SOURCES) + 4) + "|"]
+    for e in table:
+        top = "" if e["top_answer"] is None else f"{e['top_answer'][:24]} ({100 * e['top_share']:.0f}%)"
+        lines.append(f"| {e['method']} | {e['length']} | {e['n']} | "
+                     + " | ".join(f"{100 * e[s]:.0f}" for s in SOURCES) + f" | {top} |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, type=Path, help="results.json of jobs/evaluate.py")
@@ -48,17 +63,19 @@ def main() -> int:
     if not args.results.is_file():
         raise InputError(f"--results {args.results}: no such file")
     rows = json.loads(args.results.read_text())["examples"]
-    table = accuracy_by_layout(rows, read_records(args.data), load_tokenizer(args.tokenizer), args.chunk_tokens,
-                               args.metric)
+    records = read_records(args.data)
+    table = accuracy_by_layout(rows, records, load_tokenizer(args.tokenizer), args.chunk_tokens, args.metric)
+    sources = answer_sources(rows, records)
     lines = [f"# {args.metric} accuracy by where the person's moves fall ({args.chunk_tokens}-token chunks)", "",
              "| method | length | layout | n | accuracy % [95% CI] |", "|---|---|---|---|---|"]
     lines += [f"| {e['method']} | {e['length']} | {e['layout']} | {e['n']} | {100 * e['accuracy']:.1f} "
               f"[{100 * e['low']:.1f}, {100 * e['high']:.1f}] |" for e in table]
+    lines += ["", *source_lines(sources)]
     if args.checkpoint:
-        lines += ["", *fact_signal_lines(args.checkpoint, read_records(args.data), args.signal_records)]
+        lines += ["", *fact_signal_lines(args.checkpoint, records, args.signal_records)]
     out = args.results.with_name("layout.md")
     out.write_text("\n".join(lines) + "\n")
-    args.results.with_name("layout.json").write_text(json.dumps(table, indent=2) + "\n")
+    args.results.with_name("layout.json").write_text(json.dumps({"layout": table, "sources": sources}, indent=2) + "\n")
     print("\n".join(lines))
     print(f"wrote {out}")
     return 0

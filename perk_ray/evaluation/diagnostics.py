@@ -1,5 +1,6 @@
-"""Diagnostics of a qa1 result: where the asked person's moves fall among the chunks (and accuracy split by it), and
-how much of the needed fact the memory takes in as the context grows.
+"""Diagnostics of a qa1 result: where the asked person's moves fall among the chunks (and accuracy split by it), where
+each answered place comes from in the context, and how much of the needed fact the memory takes in as the context
+grows.
 
 A "Where is X?" question needs X's latest move. With one move of X in the context no order is needed; with several
 in one chunk, their order is visible inside that chunk; with moves in different chunks it is carried only by the
@@ -10,7 +11,7 @@ fails.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,17 +22,22 @@ from perk_ray.chunking import build_chunks
 from perk_ray.data import TaskRecord
 from perk_ray.data.babi import MOVE_VERBS
 from perk_ray.engine import PerkEngine
-from perk_ray.evaluation.metrics import wilson_ci
+from perk_ray.evaluation.metrics import first_sentence, wilson_ci
+from perk_ray.evaluation.records import task_labels
 from perk_ray.inner_loop import base_last_hidden, next_token_hidden
 from perk_ray.model import lora_forward
 
 LAYOUTS = ("one move", "moves in one chunk", "moves across chunks")
+SOURCES = ("the latest place", "an earlier place of the person", "another person's place", "not in the context",
+           "no place")
 _QUESTION = re.compile(r"^Where is (\w+)\?$")
 
 
-def _move_pattern(name: str) -> re.Pattern[str]:
+def _move_pattern(name: str | None) -> re.Pattern[str]:
+    """The move sentences of ``name`` (of anyone when None); group 1 is the place."""
     verbs = "|".join(re.escape(v) for v in sorted(MOVE_VERBS, key=len, reverse=True))
-    return re.compile(rf"\b{re.escape(name)} (?:{verbs}) the \w+\.")
+    who = re.escape(name) if name is not None else "[A-Z]\\w*"
+    return re.compile(rf"\b{who} (?:{verbs}) the (\w+)\.")
 
 
 def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> str | None:
@@ -75,6 +81,76 @@ def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRec
         estimate = wilson_ci(values)
         table.append({"method": method, "length": length, "layout": layout, "n": len(values),
                       "accuracy": estimate.mean, "low": estimate.low, "high": estimate.high})
+    return table
+
+
+def _places(record: TaskRecord, name: str) -> tuple[list[str], set[str]]:
+    """The places ``name`` moved to, in order, and every place anyone moved to in the record's context."""
+    context = " ".join(segment.strip() for segment in record.context)
+    own = [found.group(1) for found in _move_pattern(name).finditer(context)]
+    return own, {found.group(1) for found in _move_pattern(None).finditer(context)}
+
+
+def answer_source(prediction: str, record: TaskRecord) -> str | None:
+    """Where the place a "Where is X?" answer names comes from (one of SOURCES; None for other questions): X's
+    latest move, an earlier move of X, a move of someone else, or nowhere in the context. A memory that keeps the
+    facts but not their order answers with earlier places; one that keeps little answers with other people's places
+    or the prior's favourite."""
+    match = _QUESTION.match(record.question.strip())
+    if match is None:
+        return None
+    text = first_sentence(prediction)
+    named = [label for label in task_labels(record.task) if re.search(rf"\b{re.escape(label)}\b", text)]
+    if not named:
+        return SOURCES[4]
+    place = min(named, key=text.index)
+    own, anyone = _places(record, match.group(1))
+    if own and place == own[-1]:
+        return SOURCES[0]
+    if place in own:
+        return SOURCES[1]
+    return SOURCES[2] if place in anyone else SOURCES[3]
+
+
+def uniform_sources(record: TaskRecord) -> dict[str, float] | None:
+    """The SOURCES shares expected of a reader that names a place of the context at random: it knows which places
+    occur, not who went where (the null that perk's shares are read against)."""
+    match = _QUESTION.match(record.question.strip())
+    own, anyone = _places(record, match.group(1)) if match else ([], set())
+    if not own or not anyone:
+        return None
+    earlier = len(set(own) - {own[-1]})
+    return {SOURCES[0]: 1 / len(anyone), SOURCES[1]: earlier / len(anyone),
+            SOURCES[2]: 1 - (1 + earlier) / len(anyone), SOURCES[3]: 0.0, SOURCES[4]: 0.0}
+
+
+def answer_sources(rows: Sequence[dict[str, Any]], records: Sequence[TaskRecord]) -> list[dict[str, Any]]:
+    """Per (method, length): n, the share of answers from each of SOURCES and the most frequent answer's share (a
+    collapse to one place, e.g. the closed-book prior, shows there); per length also the row of a reader that picks
+    a place of the context at random (method ``uniform over the context's places``)."""
+    by_id = {r.id: r for r in records}
+    groups: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+    nulls: dict[int, dict[str, dict[str, float]]] = defaultdict(dict)
+    for row in rows:
+        record = by_id.get(row["id"])
+        source = answer_source(row["prediction"], record) if record else None
+        if source is None:
+            continue
+        groups[(row["method"], row["length"])].append((source, row["prediction"].strip().lower()))
+        expected = uniform_sources(record)
+        if expected is not None:
+            nulls[row["length"]][record.id] = expected
+    table = []
+    for (method, length), found in sorted(groups.items()):
+        counts = Counter(source for source, _ in found)
+        answer, top = Counter(prediction for _, prediction in found).most_common(1)[0]
+        table.append({"method": method, "length": length, "n": len(found),
+                      **{source: counts[source] / len(found) for source in SOURCES},
+                      "top_answer": answer, "top_share": top / len(found)})
+    for length, expected in sorted(nulls.items()):
+        table.append({"method": "uniform over the context's places", "length": length, "n": len(expected),
+                      **{source: sum(e[source] for e in expected.values()) / len(expected) for source in SOURCES},
+                      "top_answer": None, "top_share": None})
     return table
 
 

@@ -1,11 +1,11 @@
-"""Fact layout relative to chunks, and accuracy split by it."""
+"""Fact layout relative to chunks, accuracy split by it, and where an answered place comes from."""
 
 from __future__ import annotations
 
 import pytest
 
 from perk_ray.data import TaskRecord
-from perk_ray.evaluation.diagnostics import accuracy_by_layout, fact_layout
+from perk_ray.evaluation.diagnostics import accuracy_by_layout, answer_source, answer_sources, fact_layout
 from perk_ray.model import load_tokenizer
 
 FILLER = "The lane was quiet. " * 4  # 80 bytes: the tiny tokenizer has one token per byte
@@ -42,6 +42,33 @@ def test_accuracy_by_layout_groups_and_intervals():
     assert got == {("perk", "one move"): (1, 1.0), ("perk", "moves across chunks"): (1, 0.0),
                    ("icl", "moves across chunks"): (1, 1.0)}
     assert all(0.0 <= e["low"] <= e["accuracy"] <= e["high"] <= 1.0 for e in table)
+
+
+STORY = ["Mary went to the kitchen. John moved to the garden.",
+         "Mary went back to the hallway. Sandra went to the office."]
+
+
+@pytest.mark.parametrize("prediction, source", [
+    ("hallway", "the latest place"), ("The hallway.", "the latest place"),
+    ("kitchen", "an earlier place of the person"),
+    ("garden", "another person's place"), ("bedroom", "not in the context"), ("<<<<", "no place"),
+    ("kitchen, then hallway", "an earlier place of the person"),  # the first place named counts
+])
+def test_answer_source(prediction, source):
+    assert answer_source(prediction, _record("r", STORY)) == source
+
+
+def test_answer_sources_shares_and_the_uniform_null():
+    records = [_record("a", STORY), _record("b", ["Mary went to the hallway. John went to the garden."])]
+    rows = [{"id": "a", "method": "perk", "length": 256, "prediction": "garden"},
+            {"id": "b", "method": "perk", "length": 256, "prediction": "garden"}]
+    perk, null = answer_sources(rows, records)
+    assert perk["n"] == 2 and perk["another person's place"] == 1.0 and perk["top_share"] == 1.0
+    # a: 4 places, Mary's latest 1, her earlier 1; b: 2 places, her latest 1, no earlier one
+    assert null["method"] == "uniform over the context's places" and null["n"] == 2
+    assert null["the latest place"] == pytest.approx((1 / 4 + 1 / 2) / 2)
+    assert null["an earlier place of the person"] == pytest.approx((1 / 4 + 0) / 2)
+    assert null["another person's place"] == pytest.approx((2 / 4 + 1 / 2) / 2)
 
 
 def test_fact_signal_measures_the_supporting_sentence(tmp_path):
