@@ -30,10 +30,10 @@ from perk_ray.model import lora_forward
 LAYOUTS = ("one move", "moves in one chunk", "moves across chunks")
 SOURCES = ("the latest place", "an earlier place of the person", "another person's place", "not in the context",
            "no place")
-_QUESTION = re.compile(r"^Where is (\w+)\?$")
+WHERE_QUESTION = re.compile(r"^Where is (\w+)\?$")
 
 
-def _move_pattern(name: str | None) -> re.Pattern[str]:
+def move_pattern(name: str | None) -> re.Pattern[str]:
     """The move sentences of ``name`` (of anyone when None); group 1 is the place."""
     verbs = "|".join(re.escape(v) for v in sorted(MOVE_VERBS, key=len, reverse=True))
     who = re.escape(name) if name is not None else "[A-Z]\\w*"
@@ -43,10 +43,10 @@ def _move_pattern(name: str | None) -> re.Pattern[str]:
 def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> str | None:
     """One of LAYOUTS for a "Where is X?" record (None for other questions), chunked as ``build_chunks`` does:
     each segment tokenised after one space and cut every ``chunk_tokens`` tokens."""
-    match = _QUESTION.match(record.question.strip())
+    match = WHERE_QUESTION.match(record.question.strip())
     if match is None:
         return None
-    pattern = _move_pattern(match.group(1))
+    pattern = move_pattern(match.group(1))
     chunks = set()
     moves = 0
     for index, segment in enumerate(record.context):
@@ -87,8 +87,8 @@ def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRec
 def _places(record: TaskRecord, name: str) -> tuple[list[str], set[str]]:
     """The places ``name`` moved to, in order, and every place anyone moved to in the record's context."""
     context = " ".join(segment.strip() for segment in record.context)
-    own = [found.group(1) for found in _move_pattern(name).finditer(context)]
-    return own, {found.group(1) for found in _move_pattern(None).finditer(context)}
+    own = [found.group(1) for found in move_pattern(name).finditer(context)]
+    return own, {found.group(1) for found in move_pattern(None).finditer(context)}
 
 
 def answer_source(prediction: str, record: TaskRecord) -> str | None:
@@ -96,7 +96,7 @@ def answer_source(prediction: str, record: TaskRecord) -> str | None:
     latest move, an earlier move of X, a move of someone else, or nowhere in the context. A memory that keeps the
     facts but not their order answers with earlier places; one that keeps little answers with other people's places
     or the prior's favourite."""
-    match = _QUESTION.match(record.question.strip())
+    match = WHERE_QUESTION.match(record.question.strip())
     if match is None:
         return None
     text = first_sentence(prediction)
@@ -115,7 +115,7 @@ def answer_source(prediction: str, record: TaskRecord) -> str | None:
 def uniform_sources(record: TaskRecord) -> dict[str, float] | None:
     """The SOURCES shares expected of a reader that names a place of the context at random: it knows which places
     occur, not who went where (the null that perk's shares are read against)."""
-    match = _QUESTION.match(record.question.strip())
+    match = WHERE_QUESTION.match(record.question.strip())
     own, anyone = _places(record, match.group(1)) if match else ([], set())
     if not own or not anyone:
         return None
