@@ -26,29 +26,32 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m ""
 
-# The SmolLM2 results run (docs/results-smollm2.md): meta-training, the icl-ft baseline with the same data and
-# budget, then evaluation in resumable pieces (each writes its own directory), merged into one report. The counts
-# are what fitted one 3-hour session on 2 shared cores (docs/results-smollm2.md), below the issue's 100 per length.
+# The SmolLM2 results run (docs/results-smollm2.md): meta-training, the icl-ft baseline, then evaluation in pieces,
+# merged into one report and diagnosed. Every step resumes where it stopped (training from its latest checkpoint,
+# each evaluation from its rows.partial.jsonl); a finished step is skipped. The counts are what fitted one 3-hour
+# session on 2 cores (docs/results-smollm2.md says which lines of the issue they miss).
 R ?= runs/smollm2-results
-R_STEPS ?= 200
+R_STEPS ?= 600
 R_DATA := data.train_count=1500 data.dev_count=24 data.test_count=100 "data.test_lengths=[256,512,1024,2048,4096]"
-R_EVAL := $(PY) jobs/evaluate.py --checkpoint $(R)/best --data $(R)/data/test.parquet --icl-template chat
+R_EVAL := $(PY) jobs/evaluate.py --checkpoint $(R)/best --data $(R)/data/test.parquet --icl-template chat --no-progress
 
 results: setup
 	$(PY) jobs/meta_train.py --preset smollm2-135m --output $(R) --no-eval train.max_steps=$(R_STEPS) \
-	  train.eval_every=100 train.checkpoint_every=100 train.log_every=10 $(R_DATA)
+	  train.eval_every=100 train.checkpoint_every=50 train.log_every=10 $(R_DATA)
 	test -d $(R)/icl-ft || $(PY) jobs/train_baseline.py --like $(R)/best --data $(R)/data/train.parquet \
-	  --output $(R)/icl-ft --engine torch --max-steps $(R_STEPS)
-	test -f $(R)/eval-perk-a/results.json || $(R_EVAL) --methods perk --lengths 256,512 --limit 100 --output $(R)/eval-perk-a
-	test -f $(R)/eval-perk-b/results.json || $(R_EVAL) --methods perk --lengths 1024 --limit 30 --output $(R)/eval-perk-b
+	  --output $(R)/icl-ft --engine torch --max-steps 200
+	test -f $(R)/eval-perk-a/results.json || $(R_EVAL) --methods perk --lengths 256,512 --limit 200 --output $(R)/eval-perk-a
+	test -f $(R)/eval-perk-b/results.json || $(R_EVAL) --methods perk --lengths 1024 --limit 100 --output $(R)/eval-perk-b
+	test -f $(R)/eval-perk-c/results.json || $(R_EVAL) --methods perk --lengths 2048 --limit 20 --output $(R)/eval-perk-c
 	test -f $(R)/eval-iclft/results.json || $(R_EVAL) --methods icl-ft --icl-ft-checkpoint $(R)/icl-ft \
 	  --lengths 256,512,1024 --limit 300 --output $(R)/eval-iclft
 	test -f $(R)/eval-cheap/results.json || $(R_EVAL) --methods closed-book,icl --lengths 256,512,1024 \
-	  --limit 90 --output $(R)/eval-cheap
-	$(PY) jobs/merge_eval.py --output $(R)/eval $(R)/eval-perk-a/results.json $(R)/eval-perk-b/results.json \
-	  $(R)/eval-iclft/results.json $(R)/eval-cheap/results.json
+	  --limit 150 --output $(R)/eval-cheap
+	test -f $(R)/eval-ttl/results.json || $(R_EVAL) --methods ttl --lengths 256,512 --limit 100 --output $(R)/eval-ttl
+	$(PY) jobs/merge_eval.py --output $(R)/eval $(foreach piece,perk-a perk-b perk-c iclft cheap ttl,$(R)/eval-$(piece)/results.json)
 	$(PY) jobs/diagnose.py --results $(R)/eval/results.json --data $(R)/data/test.parquet --checkpoint $(R)/best \
-	  --signal-records 2
+	  --signal-records 4
+	$(PY) benchmarks/binding_probe.py --data $(R)/data --records 24 --checkpoint $(R)/best --output $(R)/binding_probe
 
 lint: setup
 	$(VENV)/bin/ruff check .
