@@ -33,7 +33,8 @@ test-all: setup
 R ?= runs/smollm2-results
 R_STEPS ?= 600
 R_DATA := data.train_count=1500 data.dev_count=24 data.test_count=100 "data.test_lengths=[256,512,1024,2048,4096]"
-R_EVAL := $(PY) jobs/evaluate.py --checkpoint $(R)/best --data $(R)/data/test.parquet --icl-template chat --no-progress
+R_EVAL := $(PY) jobs/evaluate.py --checkpoint $(R)/best --data $(R)/data/test.parquet --no-progress \
+  --icl-template chat --ttl-template chat
 
 results: setup
 	$(PY) jobs/meta_train.py --preset smollm2-135m --output $(R) --no-eval train.max_steps=$(R_STEPS) \
@@ -47,7 +48,8 @@ results: setup
 	  --lengths 256,512,1024 --limit 300 --output $(R)/eval-iclft
 	test -f $(R)/eval-cheap/results.json || $(R_EVAL) --methods closed-book,icl --lengths 256,512,1024 \
 	  --limit 150 --output $(R)/eval-cheap
-	test -f $(R)/eval-ttl/results.json || $(R_EVAL) --methods ttl --lengths 256,512 --limit 100 --output $(R)/eval-ttl
+	test -f $(R)/eval-ttl/results.json || $(R_EVAL) --methods ttl --lengths 256,512,1024 --limit 150 \
+	  --output $(R)/eval-ttl
 	$(PY) jobs/merge_eval.py --output $(R)/eval $(foreach piece,perk-a perk-b perk-c iclft cheap ttl,$(R)/eval-$(piece)/results.json)
 	$(PY) jobs/diagnose.py --results $(R)/eval/results.json --data $(R)/data/test.parquet --checkpoint $(R)/best \
 	  --signal-records 4

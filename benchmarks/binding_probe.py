@@ -24,7 +24,7 @@ import torch
 from perk_ray.config import load_config
 from perk_ray.data import TaskRecord, read_records
 from perk_ray.engine import Memory, PerkEngine
-from perk_ray.evaluation.diagnostics import WHERE_QUESTION, move_pattern
+from perk_ray.evaluation.diagnostics import WHERE_QUESTION, person_moves
 from perk_ray.evaluation.metrics import wilson_ci
 from perk_ray.evaluation.records import task_labels
 from perk_ray.meta import MetaParams
@@ -46,13 +46,11 @@ def probe_items(record: TaskRecord) -> tuple[str, str, list[str], set[str]] | No
     match = WHERE_QUESTION.match(record.question.strip())
     if match is None:
         return None
-    context = " ".join(segment.strip() for segment in record.context)
-    own = list(move_pattern(match.group(1)).finditer(context))
+    own, places = person_moves(record, match.group(1))
     if not own:
         return None
     last = own[-1]
     prefix = last.group(0)[: last.start(1) - last.start(0)].rstrip()
-    places = {m.group(1) for m in move_pattern(None).finditer(context)}
     return prefix, last.group(1), [m.group(1) for m in own[:-1]], places
 
 

@@ -51,6 +51,9 @@ def parse_args() -> argparse.Namespace:
                         help="icl/icl-ft context over the window: cut from the left, or mark impossible")
     parser.add_argument("--icl-template", choices=("plain", "chat"), default="plain",
                         help="icl's prompt: plain (default), or the tokenizer's chat template for instruct models")
+    parser.add_argument("--ttl-template", choices=("plain", "chat"), default="plain",
+                        help="ttl's question prompt: PERK's plain one (default), or the chat template for instruct "
+                             "models")
     parser.add_argument("--depth-bins", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
@@ -73,7 +76,8 @@ def main() -> int:
     args = parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     options = EvalOptions(max_new_tokens=args.max_new_tokens, window=args.window, overflow=args.overflow,
-                          icl_template=args.icl_template, icl_ft_checkpoint=args.icl_ft_checkpoint,
+                          icl_template=args.icl_template, ttl_template=args.ttl_template,
+                          icl_ft_checkpoint=args.icl_ft_checkpoint,
                           depth_bins=args.depth_bins, seed=args.seed, resamples=args.resamples)
     options.validate()
     check_inputs(args.checkpoint, methods, args.icl_ft_checkpoint)  # before loading any model

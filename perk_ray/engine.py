@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from perk_ray.checkpoint import export_memory, load_meta_params, read_checkpoint_info
-from perk_ray.chunking import build_chunks
+from perk_ray.chunking import ChunkBatch, build_chunks
 from perk_ray.config import PerkConfig, apply_overrides, build_config
 from perk_ray.errors import InputError
 from perk_ray.generation import greedy_generate
@@ -66,12 +66,17 @@ class PerkEngine:
         load_meta_params(path, engine.base, engine.meta)
         return engine
 
+    def _chunks(self, context: str | Sequence[str]) -> ChunkBatch:
+        """The context's chunks as ``encode`` trains on them, on the model's device."""
+        inner = self.cfg.inner
+        return build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens).to(
+            self.base.device)
+
     def encode(self, context: str | Sequence[str]) -> Memory:
         """Encode a context into a memory with K first-order inner steps (no graph kept, micro-batched)."""
         start = time.perf_counter()
         inner = self.cfg.inner
-        chunks = build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens)
-        chunks = chunks.to(self.base.device)
+        chunks = self._chunks(context)
         result = adapt(self.base, self.meta.init_params(), self.meta.lrs(), self.meta.weighting, chunks, inner,
                        create_graph=False, micro_batch_chunks=inner.encode_micro_batch_chunks)
         params = {n: t.detach() for n, t in result.params.items()}
@@ -82,12 +87,10 @@ class PerkEngine:
     def context_loss(self, context: str | Sequence[str], memory: Memory) -> float:
         """The inner objective (weighted next-token loss, a mean over the context's tokens) under ``memory``: with
         ``encode``'s losses, the context loss before and after encoding."""
-        inner = self.cfg.inner
-        chunks = build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens)
-        chunks = chunks.to(self.base.device)
+        chunks = self._chunks(context)
         params = memory.to(self.base.device).params
         total = sum(float(chunk_loss_sum(self.base, params, part, self.meta.weighting, weights_grad=False))
-                    for part in chunks.micro_batches(inner.encode_micro_batch_chunks))
+                    for part in chunks.micro_batches(self.cfg.inner.encode_micro_batch_chunks))
         return total / chunks.num_loss_tokens
 
     def initial_memory(self) -> Memory:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -40,6 +40,14 @@ def move_pattern(name: str | None) -> re.Pattern[str]:
     return re.compile(rf"\b{who} (?:{verbs}) the (\w+)\.")
 
 
+def _segment_tokens(record: TaskRecord, tokenizer: PreTrainedTokenizerBase) -> Iterator[tuple[str, list]]:
+    """Each non-empty segment as ``build_chunks`` tokenises it (after one space): its text and token offsets."""
+    for segment in record.context:
+        if segment.strip():
+            text = " " + segment.strip()
+            yield text, tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+
+
 def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> str | None:
     """One of LAYOUTS for a "Where is X?" record (None for other questions), chunked as ``build_chunks`` does:
     each segment tokenised after one space and cut every ``chunk_tokens`` tokens."""
@@ -49,9 +57,7 @@ def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_to
     pattern = move_pattern(match.group(1))
     chunks = set()
     moves = 0
-    for index, segment in enumerate(record.context):
-        text = " " + segment.strip()
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for index, (text, offsets) in enumerate(_segment_tokens(record, tokenizer)):
         for found in pattern.finditer(text):
             token = next(i for i, (_, end) in enumerate(offsets) if end > found.start())
             chunks.add((index, token // chunk_tokens))
@@ -84,11 +90,18 @@ def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRec
     return table
 
 
-def _places(record: TaskRecord, name: str) -> tuple[list[str], set[str]]:
-    """The places ``name`` moved to, in order, and every place anyone moved to in the record's context."""
+def person_moves(record: TaskRecord, name: str) -> tuple[list[re.Match[str]], set[str]]:
+    """The move sentences of ``name`` in order (group 1: the place) and every place anyone moved to, in the record's
+    context (segments joined by spaces)."""
     context = " ".join(segment.strip() for segment in record.context)
-    own = [found.group(1) for found in move_pattern(name).finditer(context)]
-    return own, {found.group(1) for found in move_pattern(None).finditer(context)}
+    everyone = {found.group(1) for found in move_pattern(None).finditer(context)}
+    return list(move_pattern(name).finditer(context)), everyone
+
+
+def person_places(record: TaskRecord, name: str) -> tuple[list[str], set[str]]:
+    """The places ``name`` moved to, in order, and every place anyone moved to in the record's context."""
+    moves, everyone = person_moves(record, name)
+    return [move.group(1) for move in moves], everyone
 
 
 def answer_source(prediction: str, record: TaskRecord) -> str | None:
@@ -104,7 +117,7 @@ def answer_source(prediction: str, record: TaskRecord) -> str | None:
     if not named:
         return SOURCES[4]
     place = min(named, key=text.index)
-    own, anyone = _places(record, match.group(1))
+    own, anyone = person_places(record, match.group(1))
     if own and place == own[-1]:
         return SOURCES[0]
     if place in own:
@@ -116,7 +129,7 @@ def uniform_sources(record: TaskRecord) -> dict[str, float] | None:
     """The SOURCES shares expected of a reader that names a place of the context at random: it knows which places
     occur, not who went where (the null that perk's shares are read against)."""
     match = WHERE_QUESTION.match(record.question.strip())
-    own, anyone = _places(record, match.group(1)) if match else ([], set())
+    own, anyone = person_places(record, match.group(1)) if match else ([], set())
     if not own or not anyone:
         return None
     earlier = len(set(own) - {own[-1]})
@@ -158,11 +171,7 @@ def _fact_positions(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chun
                     sentences: Sequence[str]) -> list[tuple[int, int]]:
     """(chunk row, token index within the chunk's segment tokens) of every token of ``sentences`` in the context."""
     positions, row = [], 0
-    for segment in record.context:
-        if not segment.strip():
-            continue
-        text = " " + segment.strip()
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    for text, offsets in _segment_tokens(record, tokenizer):
         for sentence in sentences:
             for found in re.finditer(re.escape(sentence.strip()), text):
                 tokens = [i for i, (start, end) in enumerate(offsets) if end > found.start() and start < found.end()]

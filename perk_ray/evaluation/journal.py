@@ -45,7 +45,8 @@ class RowJournal:
             self._write_line({"header": self.header})
 
     def _read(self) -> None:
-        lines = self.path.read_text().splitlines()
+        text = self.path.read_text()
+        lines = text.splitlines()
         try:
             found = json.loads(lines[0])["header"] if lines else None
         except (json.JSONDecodeError, KeyError, TypeError):
@@ -61,7 +62,7 @@ class RowJournal:
             except json.JSONDecodeError:
                 continue  # the last line of a killed run
             self.done[entry["key"]] = entry["rows"]
-        if lines and not self.path.read_text().endswith("\n"):
+        if lines and not text.endswith("\n"):
             with self.path.open("a") as handle:  # end the cut line so that the next record starts a new one
                 handle.write("\n")
 

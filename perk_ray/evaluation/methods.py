@@ -25,7 +25,8 @@ from perk_ray.engine import Memory, PerkEngine
 from perk_ray.checkpoint import read_checkpoint_info
 from perk_ray.errors import CheckpointError, InputError
 from perk_ray.evaluation.baseline_checkpoint import check_baseline, load_baseline_params
-from perk_ray.evaluation.prompts import Overflow, PromptBuilder, Template, fit_prompt, icl_prompt, prompt_builder
+from perk_ray.evaluation.prompts import (Overflow, PromptBuilder, QuestionBuilder, Template, fit_prompt, icl_prompt,
+                                        prompt_builder, question_builder)
 from perk_ray.meta import MetaParams
 from perk_ray.model import BaseModel, current_lora_params, model_fingerprint
 from perk_ray.profiling import PeakMemory
@@ -78,6 +79,7 @@ class MemoryMethod:
     name: str
     engine: PerkEngine
     max_new_tokens: int
+    build: QuestionBuilder = question_prompt
 
     def run(self, record: TaskRecord) -> Outcome:
         device = self.engine.base.device
@@ -85,7 +87,7 @@ class MemoryMethod:
             memory, encode_s, encode_peak = measured(device, lambda: self.engine.encode(record.context))
         except InputError as err:  # over inner.max_context_tokens
             return Outcome("", "", "impossible", 0, note=str(err))
-        prompt = question_prompt(memory.num_chunks, record.question)
+        prompt = self.build(memory.num_chunks, record.question)
         text, answer_s, answer_peak = measured(
             device, lambda: self.engine.generate(memory, [prompt], self.max_new_tokens)[0])
         return Outcome(extract_answer(text), text, "ok", _count(self.engine.base, prompt), 0, encode_s, encode_peak,
@@ -183,16 +185,19 @@ def check_inputs(checkpoint: str | Path, methods: list[str], icl_ft_checkpoint: 
 
 
 def build_methods(engine: PerkEngine, names: list[str], *, max_new_tokens: int, window: int, overflow: Overflow,
-                  icl_ft_checkpoint: str | Path | None = None, icl_template: Template = "plain") -> list[Method]:
+                  icl_ft_checkpoint: str | Path | None = None, icl_template: Template = "plain",
+                  ttl_template: Template = "plain") -> list[Method]:
     """The runners of ``names`` sharing one base model (the ``ttl``/``icl`` LoRA tensors are built, not loaded);
-    ``icl_template`` applies to ``icl`` only (``icl-ft`` keeps the plain prompt it was fine-tuned on)."""
+    ``icl_template`` applies to ``icl`` only (``icl-ft`` keeps the plain prompt it was fine-tuned on),
+    ``ttl_template`` to ``ttl`` only (``perk`` and ``closed-book`` keep the prompt of meta-training)."""
     check_methods(names, icl_ft_checkpoint)
     runners: list[Method] = []
     for name in names:
         if name == "perk":
             runners.append(MemoryMethod(name, engine, max_new_tokens))
         elif name == "ttl":
-            runners.append(MemoryMethod(name, untrained_engine(engine), max_new_tokens))
+            runners.append(MemoryMethod(name, untrained_engine(engine), max_new_tokens,
+                                        question_builder(engine.base.tokenizer, ttl_template)))
         elif name == "closed-book":
             runners.append(ClosedBookMethod(engine, max_new_tokens))
         elif name == "icl":

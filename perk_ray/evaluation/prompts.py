@@ -10,10 +10,12 @@ from transformers import PreTrainedTokenizerBase
 
 from perk_ray.data.schema import SEGMENT_SEPARATOR
 from perk_ray.errors import InputError
+from perk_ray.prompts import question_prompt
 
 Overflow = Literal["truncate", "skip"]
 Template = Literal["plain", "chat"]
 PromptBuilder = Callable[[str, str], str]
+QuestionBuilder = Callable[[int, str], str]
 
 
 def icl_prompt(context: str, question: str) -> str:
@@ -28,20 +30,42 @@ CHAT_INSTRUCTION = ("Read the text, then answer the question from the facts stat
                     "sentence.")
 
 
+# The same instruction for a memory method (``ttl``) whose context is in the LoRA tensors, not in the prompt.
+CHAT_MEMORY_INSTRUCTION = ("You have memorized {n} documents. Answer the question from the facts stated in them. "
+                           "When they state several facts about the same person or thing, the most recent one counts. "
+                           "Answer in one short sentence.")
+
+
+def _chat_turn(tokenizer: PreTrainedTokenizerBase, content: str) -> str:
+    """``content`` as one user turn of the tokenizer's chat template, then the assistant's turn."""
+    turn = [{"role": "user", "content": content}]
+    return tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
+
+
+def _check_chat(tokenizer: PreTrainedTokenizerBase, option: str) -> None:
+    if not getattr(tokenizer, "chat_template", None):
+        raise InputError(f"{option} chat: the model's tokenizer has no chat template; use plain")
+
+
 def prompt_builder(tokenizer: PreTrainedTokenizerBase, template: Template) -> PromptBuilder:
     """``plain``: ``icl_prompt``; ``chat``: ``CHAT_INSTRUCTION``, the context and the question as one user turn of
     the tokenizer's chat template, then the assistant's turn (for instruct models, which may end a plain prompt at
     once)."""
     if template == "plain":
         return icl_prompt
-    if not getattr(tokenizer, "chat_template", None):
-        raise InputError("--icl-template chat: the model's tokenizer has no chat template; use plain")
+    _check_chat(tokenizer, "--icl-template")
+    return lambda context, question: _chat_turn(
+        tokenizer, f"{CHAT_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}")
 
-    def chat(context: str, question: str) -> str:
-        turn = [{"role": "user", "content": f"{CHAT_INSTRUCTION}\n\n{context}\n\nQuestion: {question.strip()}"}]
-        return tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
 
-    return chat
+def question_builder(tokenizer: PreTrainedTokenizerBase, template: Template) -> QuestionBuilder:
+    """A memory method's prompt from the document count and the question: ``plain`` is PERK's ``question_prompt``;
+    ``chat`` puts ``CHAT_MEMORY_INSTRUCTION`` and the question into one user turn of the chat template."""
+    if template == "plain":
+        return question_prompt
+    _check_chat(tokenizer, "--ttl-template")
+    return lambda num_documents, question: _chat_turn(
+        tokenizer, f"{CHAT_MEMORY_INSTRUCTION.format(n=num_documents)}\n\nQuestion: {question.strip()}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class EvalOptions:
     window: int | None = None  # the prompt-based methods' context window; default: the model's
     overflow: Overflow = "truncate"  # prompt-based methods on a context over the window: truncate | skip
     icl_template: Template = "plain"  # icl's prompt: plain, or the tokenizer's chat template (instruct models)
+    ttl_template: Template = "plain"  # ttl's question prompt: PERK's plain one, or the chat template
     icl_ft_checkpoint: str | None = None
     depth_bins: int = 5
     seed: int = 0  # bootstrap seed
@@ -82,7 +83,7 @@ class EvalResults:
 def make_runners(engine: PerkEngine, methods: Sequence[str], opts: EvalOptions) -> list[Method]:
     return build_methods(engine, list(methods), max_new_tokens=opts.max_new_tokens, window=opts.window,
                          overflow=opts.overflow, icl_ft_checkpoint=opts.icl_ft_checkpoint,
-                         icl_template=opts.icl_template)
+                         icl_template=opts.icl_template, ttl_template=opts.ttl_template)
 
 
 def score_row(index: int, record: TaskRecord, context_tokens: int, method: str, outcome: Outcome) -> Row:

@@ -12,6 +12,7 @@ import ray
 from perk_ray.engine import PerkEngine
 from perk_ray.evaluation import EvalOptions, evaluate_records, load_records
 from perk_ray.evaluation.parallel import evaluate_parallel
+from perk_ray.evaluation.prompts import question_builder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 METHODS = ["perk", "ttl", "closed-book", "icl", "icl-ft"]
@@ -50,6 +51,25 @@ def test_job_writes_results_tables_and_plots(run_job, meta_checkpoint, icl_ft_ch
         image = matplotlib.image.imread(png)
         assert image.shape[0] >= 300 and image.shape[1] >= 400 and image.std() > 0.05, png.name
         assert f"]({png.name})" in markdown
+
+
+def test_ttl_answers_from_the_chat_prompt_when_asked(meta_checkpoint, test_data):
+    engine = PerkEngine.from_checkpoint(meta_checkpoint)
+    tokenizer = engine.base.tokenizer
+    tokenizer.chat_template = "{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}<a>"
+    records = load_records(test_data)[:2]
+    plain, chat = (evaluate_records(engine, records, ["ttl", "perk"], EvalOptions(max_new_tokens=4, resamples=20,
+                                                                               ttl_template=template)).rows
+                   for template in ("plain", "chat"))
+    for row in chat:
+        prompt = question_builder(tokenizer, "chat" if row["method"] == "ttl" else "plain")(
+            engine.encode(records[row["index"]].context).num_chunks, row["question"])
+        assert row["prompt_tokens"] == len(tokenizer.encode(prompt, add_special_tokens=False))
+    ttl_tokens = {t: [r["prompt_tokens"] for r in rows if r["method"] == "ttl"] for t, rows in (("plain", plain),
+                                                                                                ("chat", chat))}
+    assert all(c > p for c, p in zip(ttl_tokens["chat"], ttl_tokens["plain"]))  # perk keeps its trained prompt
+    assert [r["prompt_tokens"] for r in chat if r["method"] == "perk"] == [
+        r["prompt_tokens"] for r in plain if r["method"] == "perk"]
 
 
 def test_icl_truncates_or_skips_contexts_over_the_window(meta_checkpoint, test_data):

@@ -9,7 +9,9 @@ from perk_ray.evaluation.aggregate import depth_bin, regime, summarize
 from perk_ray.evaluation.metrics import (babilong_match, bootstrap_ci, exact_match, first_sentence, interval,
                                         normalize_answer, wilson_ci)
 from perk_ray.errors import InputError
-from perk_ray.evaluation.prompts import CHAT_INSTRUCTION, fit_prompt, icl_prompt, prompt_builder
+from perk_ray.evaluation.prompts import (CHAT_INSTRUCTION, fit_prompt, icl_prompt, prompt_builder,
+                                        question_builder)
+from perk_ray.prompts import question_prompt
 from perk_ray.evaluation.records import length_bucket, limit_records, load_records
 from perk_ray.tokenizer import build_byte_tokenizer
 
@@ -132,6 +134,18 @@ def test_chat_template_prompt_for_instruct_models():
     assert cut.status == "truncated" and cut.text.startswith("<u>")
     assert cut.text.endswith("here\n\nQuestion: Where?</u><a>")
     assert prompt_builder(tokenizer, "plain") is icl_prompt
+
+
+def test_chat_question_prompt_for_ttl_on_instruct_models():
+    tokenizer = build_byte_tokenizer()
+    with pytest.raises(InputError, match="--ttl-template chat: the model's tokenizer has no chat template"):
+        question_builder(tokenizer, "chat")
+    assert question_builder(tokenizer, "plain") is question_prompt
+    tokenizer.chat_template = ("{% for m in messages %}<u>{{ m['content'] }}</u>{% endfor %}"
+                               "{% if add_generation_prompt %}<a>{% endif %}")
+    prompt = question_builder(tokenizer, "chat")(3, " Where is Mary? ")
+    assert prompt.startswith("<u>You have memorized 3 documents. Answer the question from the facts stated in them.")
+    assert prompt.endswith("one short sentence.\n\nQuestion: Where is Mary?</u><a>")
 
 
 def test_wilson_interval_matches_reference_values_and_is_not_degenerate_at_zero():
