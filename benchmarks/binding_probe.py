@@ -30,13 +30,15 @@ from perk_ray.evaluation.records import task_labels
 from perk_ray.meta import MetaParams
 from perk_ray.model import lora_forward
 
-TTL_SETTINGS = {  # name: overrides of the smollm2-135m preset (K=2 as the preset)
+TTL_SETTINGS = {  # name: overrides of the smollm2-135m preset (K=2 as the preset unless named)
     "adamw lr 1e-3": ["inner.optimizer=adamw", "inner.lr=0.001"],
     "adamw lr 3e-3 (preset)": ["inner.optimizer=adamw", "inner.lr=0.003"],
     "adamw lr 1e-2": ["inner.optimizer=adamw", "inner.lr=0.01"],
     "sgd lr 1": ["inner.optimizer=sgd", "inner.lr=1.0"],
     "sgd lr 3": ["inner.optimizer=sgd", "inner.lr=3.0"],
     "sgd lr 10": ["inner.optimizer=sgd", "inner.lr=10.0"],
+    "adamw K=4 lr 1e-3": ["inner.optimizer=adamw", "inner.lr=0.001", "inner.steps=4", "inner.truncation=2"],
+    "adamw K=4 lr 3e-3": ["inner.optimizer=adamw", "inner.lr=0.003", "inner.steps=4", "inner.truncation=2"],
 }
 OUTCOMES = ("latest", "earlier", "other")
 
@@ -116,7 +118,7 @@ def main() -> None:
         print(checkpoint, json.dumps(rows[f"perk {checkpoint}"]), flush=True)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "binding_probe.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = [f"# Binding probe: {len(records)} qa1 records (dev, then train), SmolLM2-135M bf16, K=2", "",
+    lines = [f"# Binding probe: {len(records)} qa1 records (dev, then train), SmolLM2-135M bf16, K=2 unless named", "",
              "| memory | n | latest place ranks first % [95% CI] | an earlier place of the person % | "
              "another person's or no place % | mean log-prob margin of the latest place |", "|---|---|---|---|---|---|"]
     for name, row in rows.items():
