@@ -94,9 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = "\n".join([
         f"# bf16 vs fp32 meta-gradient ({preset}, {args.tokens}-token qa1, K=2, T=1, mean over {args.records} "
         f"task(s), from {args.checkpoint or 'the initialisation'})", "", machine_line(info), "",
-        table(rows, [("variant", "inner settings"), *((f"cos_{g}", f"cos {g}") for g in (*GROUPS, "all")),
-                     ("norm_ratio_lora_B", "bf16/fp32 norm, lora_B"), ("outer_loss_fp32", "outer loss fp32"),
-                     ("outer_loss_bf16", "outer loss bf16")])])
+        table([{k: f"{v:.4f}" if k.startswith("cos_") else v for k, v in row.items()} for row in rows],
+              [("variant", "inner settings"), *((f"cos_{g}", f"cos {g}") for g in (*GROUPS, "all")),
+               ("norm_ratio_lora_B", "bf16/fp32 norm, lora_B"), ("outer_loss_fp32", "outer loss fp32"),
+               ("outer_loss_bf16", "outer loss bf16")])])
     print(text)
     payload = {"benchmark": "bf16_meta_gradient", "machine": info, "preset": preset, "checkpoint": args.checkpoint,
                "records": args.records, "rows": rows}

@@ -120,3 +120,29 @@ def test_bf16_meta_gradient_quick(tmp_path):
     assert [r["variant"] for r in payload["rows"]] == ["inner.eps=1e-8", "inner.optimizer=sgd inner.lr=0.3"]
     assert all(-1.0 <= r["cos_all"] <= 1.0 + 1e-6 and r["norm_ratio_lora_B"] > 0 for r in payload["rows"])
     assert (tmp_path / "bf16_meta_gradient_quick.md").read_text().startswith("# bf16 vs fp32 meta-gradient")
+
+
+def test_bf16_meta_gradient_starts_from_a_meta_checkpoint(tmp_path):
+    from perk_ray.checkpoint import save_meta_checkpoint
+    from perk_ray.config import load_config
+    from perk_ray.meta import MetaParams
+    from perk_ray.model import load_base_model
+
+    spec = importlib.util.spec_from_file_location("bench_script_bf16_meta_gradient", BENCH / "bf16_meta_gradient.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cfg = load_config("tiny", ["inner.steps=2", "inner.truncation=1"])
+    base = load_base_model(cfg.model, cfg.lora)
+    meta = MetaParams.from_base(base, cfg)
+    with torch.no_grad():  # a moved LoRA initialisation and a weighting model that weighs every token up
+        for tensor in meta.lora_init.values():
+            tensor.add_(0.05 * torch.randn_like(tensor))
+        meta.weighting.net[2].bias.fill_(50.0)
+    save_meta_checkpoint(tmp_path / "ckpt", base, meta, cfg)
+    args = ["--quick", "--variants", "inner.eps=1e-4", "--records", "2"]
+    fresh = module.main([*args, "--out-dir", str(tmp_path / "fresh")])
+    loaded = module.main([*args, "--checkpoint", str(tmp_path / "ckpt"), "--out-dir", str(tmp_path / "loaded")])
+    assert loaded["checkpoint"] == str(tmp_path / "ckpt") and loaded["records"] == 2
+    assert loaded["rows"][0]["outer_loss_fp32"] != pytest.approx(fresh["rows"][0]["outer_loss_fp32"], rel=1e-4)
+    markdown = (tmp_path / "loaded" / "bf16_meta_gradient_quick.md").read_text()
+    assert "mean over 2 task(s), from " in markdown and "| inner.eps=1e-4 | " in markdown
