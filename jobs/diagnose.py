@@ -8,6 +8,13 @@ Writes ``layout.md`` and ``layout.json`` next to the results: per method and len
 on questions whose person moved once, several times inside one chunk, or in different chunks (whose order only
 the doc ids carry); and the share of answers naming the person's latest place, an earlier place of theirs, another
 person's place or a place not in the context, beside a reader that picks one of the context's places at random.
+With ``--checkpoint`` it also measures the fact signal by length (``fact_signal.md``): the CE on the supporting
+sentence's tokens against all other context tokens before and after encoding, and the token weights on each. Without
+``--results`` it measures only that, into ``--output``:
+
+    python jobs/diagnose.py --checkpoint runs/smollm2-results/best --data runs/dev-lengths/dev.parquet \
+        --output runs/smollm2-results/fact-signal --signal-records 8
+
 Bad input exits 2 with one line.
 """
 
@@ -52,18 +59,39 @@ def source_lines(table: list[dict]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", required=True, type=Path, help="results.json of jobs/evaluate.py")
+    parser.add_argument("--results", type=Path, help="results.json of jobs/evaluate.py")
     parser.add_argument("--data", required=True, help="the evaluated records (Parquet/JSONL)")
     parser.add_argument("--tokenizer", default="smollm2-135m", help="tokenizer that chunked the context")
     parser.add_argument("--chunk-tokens", type=int, default=128, help="inner.chunk_tokens of the checkpoint")
     parser.add_argument("--metric", default="babilong", choices=("babilong", "exact_match"))
     parser.add_argument("--checkpoint", help="meta-checkpoint: also measure the fact signal by length")
     parser.add_argument("--signal-records", type=int, default=8, help="records per length for the fact signal")
+    parser.add_argument("--output", type=Path, help="directory for the tables (default: next to --results)")
     args = parser.parse_args()
-    if not args.results.is_file():
+    if args.results is None and args.checkpoint is None:
+        raise InputError("give --results (the layout split), --checkpoint (the fact signal) or both")
+    if args.results is not None and not args.results.is_file():
         raise InputError(f"--results {args.results}: no such file")
-    rows = json.loads(args.results.read_text())["examples"]
+    if args.signal_records < 1:
+        raise InputError(f"--signal-records must be at least 1, got {args.signal_records}")
+    output = args.output or (args.results.parent if args.results is not None else None)
+    if output is None:
+        raise InputError("--output is needed when no --results is given")
+    output.mkdir(parents=True, exist_ok=True)
     records = read_records(args.data)
+    if args.results is not None:
+        write_layout(args, records, output)
+    if args.checkpoint:
+        lines = fact_signal_lines(args.checkpoint, records, args.signal_records)
+        (output / "fact_signal.md").write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        print(f"wrote {output / 'fact_signal.md'}")
+    return 0
+
+
+def write_layout(args: argparse.Namespace, records: list, output: Path) -> None:
+    """The accuracy split by fact layout and the answers' sources, as layout.md and layout.json in ``output``."""
+    rows = json.loads(args.results.read_text())["examples"]
     table = accuracy_by_layout(rows, records, load_tokenizer(args.tokenizer), args.chunk_tokens, args.metric)
     sources = answer_sources(rows, records)
     lines = [f"# {args.metric} accuracy by where the person's moves fall ({args.chunk_tokens}-token chunks)", "",
@@ -71,14 +99,10 @@ def main() -> int:
     lines += [f"| {e['method']} | {e['length']} | {e['layout']} | {e['n']} | {100 * e['accuracy']:.1f} "
               f"[{100 * e['low']:.1f}, {100 * e['high']:.1f}] |" for e in table]
     lines += ["", *source_lines(sources)]
-    if args.checkpoint:
-        lines += ["", *fact_signal_lines(args.checkpoint, records, args.signal_records)]
-    out = args.results.with_name("layout.md")
-    out.write_text("\n".join(lines) + "\n")
-    args.results.with_name("layout.json").write_text(json.dumps({"layout": table, "sources": sources}, indent=2) + "\n")
+    (output / "layout.md").write_text("\n".join(lines) + "\n")
+    (output / "layout.json").write_text(json.dumps({"layout": table, "sources": sources}, indent=2) + "\n")
     print("\n".join(lines))
-    print(f"wrote {out}")
-    return 0
+    print(f"wrote {output / 'layout.md'}")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,26 @@ def test_fact_signal_by_length_averages_per_length():
         records.append(record)
     means = fact_signal_by_length(engine, records, per_length=1)
     assert list(means) == [128, 256] and set(means[128]) == set(SIGNAL_KEYS)
+
+
+def test_diagnose_job_measures_the_fact_signal_without_an_evaluation(run_job, meta_checkpoint, tmp_path):
+    from perk_ray.data import write_parquet
+
+    records = []
+    for i, length in enumerate((128, 256)):
+        record = _record(str(i), ["Mary went to the kitchen. " + FILLER * (length // 128)])
+        record.support, record.target_length = ["Mary went to the kitchen."], length
+        records.append(record)
+    data = write_parquet(records, tmp_path / "dev.parquet")
+    code, stdout, _ = run_job("diagnose.py", "--checkpoint", meta_checkpoint, "--data", data,
+                              "--output", tmp_path / "signal", "--signal-records", "1")
+    assert code == 0
+    table = (tmp_path / "signal" / "fact_signal.md").read_text()
+    assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| 1") or
+            line.startswith("| 2")] == ["128", "256"]
+    assert not (tmp_path / "signal" / "layout.md").exists() and "wrote" in stdout
+
+
+def test_diagnose_job_names_what_it_needs(run_job, tmp_path):
+    code, _, err = run_job("diagnose.py", "--data", tmp_path / "none.parquet")
+    assert code == 2 and "--results" in err and "--checkpoint" in err

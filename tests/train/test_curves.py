@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from perk_ray.train.curves import plot_learning_curves, read_metrics
 
 
@@ -17,3 +19,41 @@ def test_learning_curves_from_metrics(tmp_path):
     assert [r["step"] for r in read] == [1, 2, 3, 4, 5, 6] and read[3]["outer_loss"] == 3.0 / 4
     png = plot_learning_curves(path)
     assert png == tmp_path / "learning_curves.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _write_run(path, dev_every: int, accuracy: float):
+    rows = [{"step": s, "outer_loss": 1.0, "inner_loss_first": float(s), "inner_loss_last": 0.5,
+             **({"dev_accuracy": accuracy} if s % dev_every == 0 else {})} for s in range(1, 9)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def test_runs_compared_by_dev_accuracy_with_intervals(tmp_path):
+    from perk_ray.train.curves import dev_by_step, plot_run_comparison
+
+    runs = {"a": _write_run(tmp_path / "a.jsonl", 4, 0.5), "b": _write_run(tmp_path / "b.jsonl", 2, 0.25)}
+    points = dev_by_step(runs, dev_count=24)
+    assert [d["step"] for d in points["a"]] == [4, 8] and [d["step"] for d in points["b"]] == [2, 4, 6, 8]
+    first = points["a"][0]
+    assert first["low"] == pytest.approx(0.314, abs=1e-3) and first["high"] == pytest.approx(0.686, abs=1e-3)
+    assert first["inner_loss_first"] == pytest.approx((1 + 2 + 3 + 4) / 4)  # steps since the last evaluation
+    assert points["a"][1]["inner_loss_first"] == pytest.approx((5 + 6 + 7 + 8) / 4)
+    png = plot_run_comparison(runs, 24, tmp_path / "out" / "runs.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_runs_job_writes_the_table_and_names_bad_runs(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    job = str(Path(__file__).resolve().parents[2] / "jobs" / "compare_runs.py")
+    a = _write_run(tmp_path / "a.jsonl", 4, 0.5)
+    for argv, code in (([f"K=2=a{a}"], 2), ([f"K=2={a}", f"K=2={a}"], 2), ([f"K=2={a}"], 0)):
+        monkeypatch.setattr(sys, "argv", ["compare_runs.py", "--dev-count", "24", "--output", str(tmp_path / "o"),
+                                          *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(job, run_name="__main__")
+        assert exit_info.value.code == code, capsys.readouterr().err
+    table = (tmp_path / "o" / "runs.md").read_text()
+    assert "| K=2 | 4 | 50.0 [31.4, 68.6] | 2.5 |" in table and "| K=2 | 8 |" in table
