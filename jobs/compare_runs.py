@@ -50,7 +50,7 @@ def main() -> int:
               f"{d['inner_loss_first']:.3g} |" for label, dev in points.items() for d in dev]
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "runs.md").write_text("\n".join(lines) + "\n")
-    png = plot_run_comparison(runs, args.dev_count, args.output / "runs.png")
+    png = plot_run_comparison(runs, args.dev_count, args.output / "runs.png", points)
     print("\n".join(lines))
     print(f"wrote {args.output / 'runs.md'}, {png}")
     return 0

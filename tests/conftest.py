@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from transformers.models.qwen2 import modeling_qwen2
 
 from perk_ray.config import PerkConfig, load_config
 from perk_ray.model import BaseModel, load_base_model
+
+JOBS = Path(__file__).resolve().parents[1] / "jobs"
 
 
 def tiny_config(*overrides: str) -> PerkConfig:
@@ -98,3 +104,16 @@ def _isolated_ray():
     yield
     if ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture
+def run_job(monkeypatch, capsys):
+    """Run ``jobs/<script>`` in this process: (exit code, stdout, stderr)."""
+    def run(script: str, *args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(str(JOBS / script), run_name="__main__")
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    return run

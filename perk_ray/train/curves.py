@@ -87,9 +87,11 @@ def dev_by_step(runs: dict[str, Path], dev_count: int) -> dict[str, list[dict]]:
     return out
 
 
-def plot_run_comparison(runs: dict[str, Path], dev_count: int, path: Path) -> Path:
-    """Dev exact match (with 95% intervals) and the weighted inner loss before encoding of several runs, by step."""
-    points = dev_by_step(runs, dev_count)
+def plot_run_comparison(runs: dict[str, Path], dev_count: int, path: Path,
+                        points: dict[str, list[dict]] | None = None) -> Path:
+    """Dev exact match (with 95% intervals) and the weighted inner loss before encoding of several runs, by step;
+    ``points`` is ``dev_by_step(runs, dev_count)`` when the caller has it already."""
+    points = points or dev_by_step(runs, dev_count)
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for offset, (label, metrics_file) in enumerate(runs.items()):
         dev = points[label]

@@ -4,8 +4,6 @@ a bounded number of steps, an icl-ft checkpoint, generated test data and helpers
 from __future__ import annotations
 
 import contextlib
-import runpy
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ from perk_ray.evaluation.icl_ft import train_icl_ft
 from perk_ray.meta import build_outer_optimizer, meta_step, prepare_task
 from perk_ray.model import _load_causal_lm, load_tokenizer
 
-JOBS = Path(__file__).resolve().parents[2] / "jobs"
 META_STEPS = 100  # about 25 s on one busy core
 EMBEDDING_SCALE = 4.0
 KV = {"num_pairs": 1}  # one fact per context, no haystack: about 28 tokens, the length bucket 32
@@ -107,16 +104,3 @@ def test_data(tmp_path_factory) -> Path:
 def heldout_kv():
     """Held-out key-value records drawn like the training records: ``heldout_kv(count, seed)``."""
     return lambda count, seed: generate("kv-recall", count=count, target_tokens=None, seed=seed, split="test", **KV)
-
-
-@pytest.fixture
-def run_job(monkeypatch, capsys):
-    """Run ``jobs/<script>`` in this process: (exit code, stdout, stderr)."""
-    def run(script: str, *args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", [script, *map(str, args)])
-        with pytest.raises(SystemExit) as exit_info:
-            runpy.run_path(str(JOBS / script), run_name="__main__")
-        captured = capsys.readouterr()
-        return exit_info.value.code, captured.out, captured.err
-
-    return run

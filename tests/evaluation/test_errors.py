@@ -17,7 +17,7 @@ from perk_ray.evaluation.baseline_checkpoint import load_baseline_params, read_b
 from perk_ray.evaluation.methods import check_inputs
 from perk_ray.model import current_lora_params, load_base_model
 
-from conftest import JOBS  # noqa: I001  (tests/evaluation is on sys.path)
+from tests.conftest import JOBS
 
 
 @pytest.fixture(scope="module")

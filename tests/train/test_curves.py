@@ -42,18 +42,10 @@ def test_runs_compared_by_dev_accuracy_with_intervals(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_compare_runs_job_writes_the_table_and_names_bad_runs(tmp_path, monkeypatch, capsys):
-    import runpy
-    import sys
-    from pathlib import Path
-
-    job = str(Path(__file__).resolve().parents[2] / "jobs" / "compare_runs.py")
+def test_compare_runs_job_writes_the_table_and_names_bad_runs(tmp_path, run_job):
     a = _write_run(tmp_path / "a.jsonl", 4, 0.5)
     for argv, code in (([f"K=2=a{a}"], 2), ([f"K=2={a}", f"K=2={a}"], 2), ([f"K=2={a}"], 0)):
-        monkeypatch.setattr(sys, "argv", ["compare_runs.py", "--dev-count", "24", "--output", str(tmp_path / "o"),
-                                          *argv])
-        with pytest.raises(SystemExit) as exit_info:
-            runpy.run_path(job, run_name="__main__")
-        assert exit_info.value.code == code, capsys.readouterr().err
+        exit_code, _, err = run_job("compare_runs.py", "--dev-count", "24", "--output", tmp_path / "o", *argv)
+        assert exit_code == code, err
     table = (tmp_path / "o" / "runs.md").read_text()
     assert "| K=2 | 4 | 50.0 [31.4, 68.6] | 2.5 |" in table and "| K=2 | 8 |" in table
