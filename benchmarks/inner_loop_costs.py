@@ -146,7 +146,7 @@ def float64_check(proto) -> dict[str, float]:
 
     def run():
         memory = engine.encode(text)
-        task = prepare_task(engine.base.tokenizer, cfg, text, ["What is the code?"], ["123"], shuffle=False)
+        task = prepare_task(engine.base.tokenizer, cfg, text, ["What is the code?"], ["123"], doc_ids="in_order")
         engine.meta.zero_grad(set_to_none=True)
         task_loss(engine.base, engine.meta, task, cfg).loss.backward()
         grads = {n: p.grad.detach().clone() for n, p in engine.meta.named_parameters() if p.grad is not None}
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     engine = PerkEngine.from_config(cfg)
     text = document(args.encode_tokens)
     tasks = [prepare_task(engine.base.tokenizer, cfg, document(args.meta_tokens, f"meta-{i}"),
-                          ["What is the code of record #0?"], ["123456"], shuffle=False)
+                          ["What is the code of record #0?"], ["123456"], doc_ids="in_order")
              for i in range(args.meta_tasks)]
     optimizer, scheduler = build_outer_optimizer(engine.meta, cfg, 10_000)
 

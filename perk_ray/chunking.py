@@ -65,18 +65,33 @@ def context_token_ids(tokenizer: PreTrainedTokenizerBase, context: str | Sequenc
     return [tokenizer.encode(" " + s.strip(), add_special_tokens=False) for s in segments if s.strip()]
 
 
+def number_chunks(count: int, doc_ids: str, doc_id_range: int = 0,
+                  generator: torch.Generator | None = None) -> list[int]:
+    """The doc ids of ``count`` chunks in context order: 'in_order' 0 .. count-1; 'shuffled' a random permutation of
+    them (the encoding cannot rely on order); 'increasing' a random increasing draw from 0 .. max(doc_id_range,
+    count) - 1 (order kept, no id tied to a position)."""
+    if doc_ids == "in_order":
+        return list(range(count))
+    if doc_ids == "shuffled":
+        return torch.randperm(count, generator=generator).tolist()
+    if doc_ids == "increasing":
+        return sorted(torch.randperm(max(doc_id_range, count), generator=generator)[:count].tolist())
+    raise ValueError(f"doc_ids={doc_ids!r}: expected 'in_order', 'shuffled' or 'increasing'")
+
+
 def build_chunks(
     tokenizer: PreTrainedTokenizerBase,
     context: str | Sequence[str],
     chunk_tokens: int,
     max_context_tokens: int,
-    shuffle_ids: bool = False,
+    doc_ids: str = "in_order",
     generator: torch.Generator | None = None,
+    doc_id_range: int = 0,
 ) -> ChunkBatch:
     """Cut each segment into chunks of ``chunk_tokens`` tokens; chunk i becomes ``doc_{id}: <tokens><eos>``.
 
-    The loss covers the chunk tokens and the EOS, not the ``doc_{id}:`` prefix. With ``shuffle_ids`` the doc ids are
-    a random permutation, so the encoding cannot rely on chunk order.
+    The loss covers the chunk tokens and the EOS, not the ``doc_{id}:`` prefix. The ids follow ``doc_ids``
+    (``number_chunks``).
     """
     pieces: list[list[int]] = []
     total = 0
@@ -87,10 +102,10 @@ def build_chunks(
         raise InputError(
             f"context has {total} tokens, over the limit inner.max_context_tokens={max_context_tokens}"
         )
-    doc_ids = torch.randperm(len(pieces), generator=generator).tolist() if shuffle_ids else range(len(pieces))
+    ids = number_chunks(len(pieces), doc_ids, doc_id_range, generator)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     rows = []
-    for doc_id, piece in zip(doc_ids, pieces):
+    for doc_id, piece in zip(ids, pieces):
         prefix = tokenizer.encode(f"doc_{doc_id}:", add_special_tokens=False)
         rows.append((prefix + piece + eos, len(prefix)))
     width = max(len(ids) for ids, _ in rows)

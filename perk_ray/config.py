@@ -79,13 +79,29 @@ class InnerConfig(_Section):
     encode_micro_batch_chunks: int = Field(
         16, ge=1, description="Chunks per micro-batch when encoding at inference: no graph is kept across "
         "micro-batches, so bigger is faster (1.6x at 16 vs 4 on CPU) for one micro-batch's activations.")
-    shuffle_chunks: bool = True
+    doc_ids: Literal["shuffled", "increasing", "in_order"] = Field(
+        "shuffled", description="How meta-training numbers a context's chunks `doc_{i}:`. 'shuffled' (official): a "
+        "random permutation, so the encoding cannot rely on chunk order; 'increasing': random ids below "
+        "inner.doc_id_range in the chunks' order, so order is kept but no id marks a position; 'in_order': 0, 1, 2, "
+        "... Inference always numbers 0, 1, 2, ...")
+    doc_id_range: int = Field(64, ge=1, description="'increasing' draws a context's ids from 0 .. max(this, chunks) "
+                              "- 1: at least the chunk count of the longest context to answer, so that inference's ids "
+                              "are seen in training.")
     max_context_tokens: int = Field(32768, ge=1)
     weighting: Literal["mlp", "none"] = "mlp"
     weighting_hidden: int = Field(128, ge=1)
     weighting_activation: Literal["softplus", "sigmoid", "exp", "gelu"] = "softplus"
     weighting_normalize: bool = Field(False, description="Rescale each chunk's token weights to mean 1 (not in the "
                                       "official code, where the weights scale the inner loss freely).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shuffle_chunks_is_doc_ids(cls, data: Any) -> Any:
+        """Configs written before ``doc_ids`` (meta-checkpoints among them) said ``shuffle_chunks: true|false``."""
+        if isinstance(data, dict) and "shuffle_chunks" in data:
+            data = dict(data)
+            data.setdefault("doc_ids", "shuffled" if data.pop("shuffle_chunks") else "in_order")
+        return data
 
     @model_validator(mode="after")
     def _truncation_within_steps(self) -> InnerConfig:

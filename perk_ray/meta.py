@@ -101,11 +101,12 @@ def build_qa_batch(tokenizer, num_documents: int, questions: Sequence[str], answ
 
 def prepare_task(tokenizer, cfg: PerkConfig, context: str | Sequence[str], questions: Sequence[str],
                  answers: Sequence[str], supports: Sequence[Sequence[str]] | None = None,
-                 generator: torch.Generator | None = None, shuffle: bool | None = None) -> PreparedTask:
-    """Tokenise a context into chunks (doc ids shuffled when training) and its question/answer pairs."""
+                 generator: torch.Generator | None = None, doc_ids: str | None = None) -> PreparedTask:
+    """Tokenise a training context into chunks (doc ids numbered as ``inner.doc_ids``, or ``doc_ids`` when given) and
+    its question/answer pairs."""
     inner = cfg.inner
-    shuffle = inner.shuffle_chunks if shuffle is None else shuffle
-    chunks = build_chunks(tokenizer, context, inner.chunk_tokens, inner.max_context_tokens, shuffle, generator)
+    chunks = build_chunks(tokenizer, context, inner.chunk_tokens, inner.max_context_tokens,
+                          inner.doc_ids if doc_ids is None else doc_ids, generator, inner.doc_id_range)
     qa = build_qa_batch(tokenizer, chunks.num_chunks, questions, answers, supports, cfg.outer.use_support)
     return PreparedTask(chunks, qa)
 

@@ -65,6 +65,9 @@ def train_worker(config: dict[str, Any]) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.restore(Path(directory))
+    elif config.get("branch_from"):
+        trainer.restore(Path(config["branch_from"]))
+        log.info("branched from %s at step %d", config["branch_from"], trainer.step)
     scratch = Path(tempfile.mkdtemp(prefix="perk-ckpt-"))
     tracker = _tracker(cfg, config) if context.get_world_rank() == 0 else None
 
@@ -146,14 +149,29 @@ class TrainOutcome:
     metrics: dict[str, Any]
 
 
-def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path) -> TrainOutcome:
-    """Run (or resume: same ``run_dir``) meta-training; copy the best and the final checkpoint into ``run_dir``."""
+def check_branch_point(checkpoint: Path, run_dir: Path) -> Path:
+    """A meta-checkpoint with a resume state to branch a new run from; refuse a run directory that has one already."""
+    checkpoint = checkpoint.resolve()
+    if not (checkpoint / "perk.json").is_file() or not (checkpoint / "train_state.pt").is_file():
+        raise ConfigError(f"--branch-from {checkpoint}: not a meta-checkpoint with a resume state "
+                          "(perk.json and train_state.pt)")
+    if (run_dir / "ray" / RUN_NAME).exists():
+        raise ConfigError(f"--branch-from: {run_dir} holds a run already (it would resume that run instead); "
+                          "give a new --output")
+    return checkpoint
+
+
+def fit(cfg: PerkConfig, train_path: Path, dev_path: Path, run_dir: Path,
+        branch_from: Path | None = None) -> TrainOutcome:
+    """Run (or resume: same ``run_dir``) meta-training, from ``branch_from``'s meta-parameters, optimiser state and
+    step when a fresh run is given one; copy the best and the final checkpoint into ``run_dir``."""
     check_resources(cfg)
     ray.data.DataContext.get_current().enable_progress_bars = False  # per-step progress lines are ours
     train = cfg.train
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config={"cfg": cfg.to_dict(), "run_dir": str(run_dir)},
+        train_loop_config={"cfg": cfg.to_dict(), "run_dir": str(run_dir),
+                           "branch_from": str(branch_from) if branch_from else None},
         scaling_config=ScalingConfig(
             num_workers=train.num_workers, use_gpu=train.use_gpu,
             resources_per_worker={"CPU": train.cpus_per_worker, **({"GPU": train.gpus_per_worker or 1}

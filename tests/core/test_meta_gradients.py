@@ -17,7 +17,7 @@ def _setup(*overrides: str):
     cfg = tiny_config(
         "model.dtype=float64", "model.tiny.hidden_size=16", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
         "model.tiny.num_kv_heads=1", "model.tiny.intermediate_size=32", "lora.rank=2", "inner.chunk_tokens=24",
-        "inner.micro_batch_chunks=2", "inner.weighting_hidden=8", "inner.lr=0.05", "inner.shuffle_chunks=false",
+        "inner.micro_batch_chunks=2", "inner.weighting_hidden=8", "inner.lr=0.05", "inner.doc_ids=in_order",
         *overrides,
     )
     base = tiny_base(cfg)

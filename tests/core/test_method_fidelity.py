@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perk_ray.chunking import build_chunks
+from perk_ray.chunking import build_chunks, number_chunks
 from perk_ray.config import load_config
 from perk_ray.inner_loop import InnerOptimizer, adapt
 from perk_ray.meta import MetaParams, build_outer_optimizer, build_qa_batch
@@ -27,7 +27,7 @@ def _float64_setup(*overrides: str):
     cfg = tiny_config(
         "model.dtype=float64", "model.tiny.hidden_size=16", "model.tiny.num_layers=1", "model.tiny.num_heads=2",
         "model.tiny.num_kv_heads=1", "model.tiny.intermediate_size=32", "lora.rank=2", "inner.chunk_tokens=24",
-        "inner.weighting_hidden=8", "inner.shuffle_chunks=false", "inner.steps=1", "inner.truncation=0", *overrides,
+        "inner.weighting_hidden=8", "inner.doc_ids=in_order", "inner.steps=1", "inner.truncation=0", *overrides,
     )
     base = tiny_base(cfg)
     meta = MetaParams.from_base(base, cfg)
@@ -118,18 +118,42 @@ def test_doc_ids_shuffle_is_a_seeded_permutation_that_keeps_chunk_contents():
     tok = load_tokenizer("tiny")
     text = "".join(chr(ord("a") + i % 26) for i in range(200))
     plain = build_chunks(tok, text, 8, 1000)
-    orders = [_doc_ids(tok, build_chunks(tok, text, 8, 1000, True, torch.Generator().manual_seed(s))) for s in (0, 1)]
+    orders = [_doc_ids(tok, build_chunks(tok, text, 8, 1000, "shuffled", torch.Generator().manual_seed(s)))
+              for s in (0, 1)]
     assert _doc_ids(tok, plain) == list(range(plain.num_chunks))
     for order in orders:
         assert sorted(order) == list(range(plain.num_chunks)) and order != sorted(order)
     assert orders[0] != orders[1]
-    shuffled = build_chunks(tok, text, 8, 1000, True, torch.Generator().manual_seed(0))
+    shuffled = build_chunks(tok, text, 8, 1000, "shuffled", torch.Generator().manual_seed(0))
 
     def body(chunks, row):
         return tok.decode(chunks.input_ids[row][: int(chunks.attention_mask[row].sum())]).split(":", 1)[1]
 
     for r in range(plain.num_chunks):  # same chunk contents, in the same row order, only the ids change
         assert body(plain, r) == body(shuffled, r)
+
+
+def test_increasing_doc_ids_keep_chunk_order_with_random_gaps():
+    tok = load_tokenizer("tiny")
+    text = "".join(chr(ord("a") + i % 26) for i in range(200))
+    plain = build_chunks(tok, text, 8, 1000)
+    draws = [_doc_ids(tok, build_chunks(tok, text, 8, 1000, "increasing", torch.Generator().manual_seed(s), 64))
+             for s in (0, 1)]
+    for ids in draws:
+        assert len(ids) == plain.num_chunks
+        assert all(a < b for a, b in zip(ids, ids[1:])) and 0 <= ids[0] and ids[-1] < 64
+        assert ids != list(range(plain.num_chunks))
+    assert draws[0] != draws[1]
+    # more chunks than the range: the ids widen to 0 .. chunks - 1, still increasing
+    assert number_chunks(5, "increasing", 3, torch.Generator().manual_seed(0)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="doc_ids='sorted'"):
+        number_chunks(3, "sorted")
+
+
+def test_configs_written_with_shuffle_chunks_still_load():
+    assert load_config("tiny", ["inner.shuffle_chunks=false"]).inner.doc_ids == "in_order"
+    assert load_config("tiny", ["inner.shuffle_chunks=true"]).inner.doc_ids == "shuffled"
+    assert load_config("tiny").inner.doc_ids == "shuffled"  # the official default
 
 
 def test_qa_labels_cover_the_response_and_eos_only():

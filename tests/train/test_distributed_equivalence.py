@@ -25,7 +25,7 @@ STRATEGIES = {"ddp": ["train.strategy=ddp"], "fsdp": ["train.strategy=fsdp"], "c
               "fsdp-full": ["train.strategy=fsdp", "train.fsdp_full_shard=true", "inner.micro_batch_chunks=16"]}
 OVERRIDES = ["model.dtype=float64", "model.tiny.hidden_size=32", "model.tiny.num_layers=2",
              "model.tiny.intermediate_size=64", "lora.rank=4", "inner.chunk_tokens=16", "inner.micro_batch_chunks=2",
-             "outer.batch_size=4", "outer.lr=0.01", "inner.shuffle_chunks=true"]
+             "outer.batch_size=4", "outer.lr=0.01", "inner.doc_ids=shuffled"]
 # contexts of one chunk: under cp one of the two ranks has no chunk of any context
 ONE_CHUNK = ["train.strategy=cp", "inner.chunk_tokens=64"]
 GPT2 = [*STRATEGIES["fsdp-full"], "lora.target_modules=[c_attn, c_proj, c_fc]"]

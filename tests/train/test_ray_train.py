@@ -15,7 +15,7 @@ from perk_ray.config import load_config
 from perk_ray.engine import PerkEngine
 from perk_ray.errors import ConfigError, InputError
 from perk_ray.train.data_prep import prepare_splits
-from perk_ray.train.ray_trainer import fit
+from perk_ray.train.ray_trainer import check_branch_point, fit
 
 OVERRIDES = ["train.max_steps=4", "train.checkpoint_every=2", "train.eval_every=2", "train.log_every=1",
              "data.train_count=12", "data.dev_count=2", "data.test_count=2", "outer.batch_size=2",
@@ -38,11 +38,16 @@ def _meta_tensors(checkpoint: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _run(root: Path, name: str, *overrides: str):
+def _run(root: Path, name: str, *overrides: str, branch_from: Path | None = None):
     cfg = load_config("tiny", [*OVERRIDES, *overrides, f"train.output_dir={root / name}"])
     run_dir = Path(cfg.train.output_dir)
     splits = prepare_splits(cfg, root / "shared-data")
-    return fit(cfg, splits["train"], splits["dev"], run_dir)
+    return fit(cfg, splits["train"], splits["dev"], run_dir, branch_from)
+
+
+def _checkpoint_at(run, step: int) -> Path:
+    return next(path.parent for path in (run.run_dir / "ray").rglob("perk.json")
+                if json.loads(path.read_text())["info"]["step"] == step)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +93,24 @@ def test_two_workers_on_two_cpus_finish_and_match_one_worker(local_ray, runs, cl
     assert len(one) == len(both) == 4
     for a, b in zip(one, both):
         assert b == pytest.approx(a, rel=1e-5)
+
+
+def test_branch_with_the_same_settings_replays_the_run_and_with_other_settings_diverges(local_ray, runs, clean):
+    local_ray.write_text("already failed")  # no worker is killed
+    step2 = _checkpoint_at(clean, 2)
+    same = _run(runs, "branch-same", branch_from=step2)
+    assert [json.loads(line)["step"] for line in (same.run_dir / "metrics.jsonl").read_text().splitlines()] == [3, 4]
+    a, b = _meta_tensors(clean.final_checkpoint), _meta_tensors(same.final_checkpoint)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+    other = _run(runs, "branch-increasing", "inner.doc_ids=increasing", branch_from=step2)
+    assert other.metrics["step"] == 4
+    assert _losses(other)[-1] != _losses(clean)[-1]  # the chunks carry other ids from step 3 on
+    assert check_branch_point(step2, runs / "new") == step2.resolve()
+    with pytest.raises(ConfigError, match=r"--branch-from .*not a meta-checkpoint"):
+        check_branch_point(runs, runs / "new")
+    with pytest.raises(ConfigError, match=r"--branch-from: .*clean holds a run already"):
+        check_branch_point(step2, clean.run_dir)
 
 
 def test_more_workers_than_cpus_fails_fast(local_ray, tmp_path):

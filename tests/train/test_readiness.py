@@ -31,7 +31,7 @@ def _meta_grads(attn: str) -> dict[str, torch.Tensor]:
     meta = MetaParams.from_base(base, cfg)
     optimizer, scheduler = build_outer_optimizer(meta, cfg, 10)
     task = prepare_task(base.tokenizer, cfg, ["The code of lemon is seven. The sky is grey today."],
-                        ["What is the code of lemon?"], ["seven"], shuffle=False)
+                        ["What is the code of lemon?"], ["seven"], doc_ids="in_order")
     meta_step(base, meta, [task], cfg, optimizer, scheduler)
     return {n: p.grad.clone() for n, p in meta.named_parameters() if p.grad is not None}
 
@@ -63,7 +63,7 @@ def test_ranks_draw_different_dropout_masks():
     record = kv_records(1, 0, "train")[0]
     losses = []
     for rank in (0, 1):
-        trainer = MetaTrainer(tiny_config(*DROPOUT, "outer.batch_size=2", "inner.shuffle_chunks=false"),
+        trainer = MetaTrainer(tiny_config(*DROPOUT, "outer.batch_size=2", "inner.doc_ids=in_order"),
                               [record, record], [])
         trainer.strategy.rank, trainer.strategy.world_size = rank, 2
         losses.append(trainer.run_step().outer_loss)
