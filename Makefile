@@ -32,13 +32,14 @@ test-all: setup
 # session on 2 cores (docs/results-smollm2.md says which lines of the issue they miss).
 R ?= runs/smollm2-results
 R_STEPS ?= 600
+R_SET ?=  # settings of the meta-training, e.g. R_SET="inner.steps=4 inner.truncation=2" (the paper's K and T)
 R_DATA := data.train_count=1500 data.dev_count=24 data.test_count=100 "data.test_lengths=[256,512,1024,2048,4096]"
 R_EVAL := $(PY) jobs/evaluate.py --checkpoint $(R)/best --data $(R)/data/test.parquet --no-progress \
   --icl-template chat --ttl-template chat
 
 results: setup
 	$(PY) jobs/meta_train.py --preset smollm2-135m --output $(R) --no-eval train.max_steps=$(R_STEPS) \
-	  train.eval_every=100 train.checkpoint_every=50 train.log_every=10 $(R_DATA)
+	  train.eval_every=100 train.checkpoint_every=50 train.log_every=10 $(R_DATA) $(R_SET)
 	test -d $(R)/icl-ft || $(PY) jobs/train_baseline.py --like $(R)/best --data $(R)/data/train.parquet \
 	  --output $(R)/icl-ft --engine torch --max-steps 200
 	test -f $(R)/eval-perk-a/results.json || $(R_EVAL) --methods perk --lengths 256,512 --limit 200 --output $(R)/eval-perk-a
