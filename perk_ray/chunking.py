@@ -1,4 +1,4 @@
-"""Context -> order-independent batch of fixed-length chunks ``doc_{i}: <chunk><eos>`` with the prefix masked."""
+"""Context -> batch of fixed-length chunks ``doc_{i}: <chunk><eos>`` with the prefix masked, and their doc ids."""
 
 from __future__ import annotations
 
