@@ -17,10 +17,7 @@ from pathlib import Path
 from perk_ray.cli import run_cli
 from perk_ray.errors import InputError
 from perk_ray.evaluation.paired import compare_paired, load_examples
-
-
-def _pct(estimate) -> str:
-    return f"{100 * estimate.mean:.1f} [{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]"
+from perk_ray.evaluation.report import pct
 
 
 def main() -> int:
@@ -36,8 +33,8 @@ def main() -> int:
     lines = [f"# {label_a} against {label_b}: {args.method}, {args.metric} %, the same examples", "",
              f"| length | n | {label_a} [95% CI] | {label_b} [95% CI] | right only in A | right only in B | "
              "exact McNemar p |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {c.length} | {c.a.n} | {_pct(c.a)} | {_pct(c.b)} | {c.a_only} | {c.b_only} | {c.p_value:.3f} |"
-              for c in comparisons]
+    lines += [f"| {c.length} | {c.a.n} | {pct(c.a.to_dict())} | {pct(c.b.to_dict())} | {c.a_only} | {c.b_only} | "
+              f"{c.p_value:.3f} |" for c in comparisons]
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "paired.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -18,7 +18,7 @@ def write_json(results: EvalResults, path: Path) -> Path:
     return path
 
 
-def _pct(score: dict[str, float] | None, with_ci: bool = True) -> str:
+def pct(score: dict[str, float] | None, with_ci: bool = True) -> str:
     if score is None:
         return "-"
     text = f"{100 * score['mean']:.1f}"
@@ -45,7 +45,7 @@ def _matrix(entries: list[Entry], methods: Sequence[str], column: str, metric: s
         row = [method]
         for value in columns:
             entry = cells.get((method, value))
-            row.append("-" if entry is None else f"{_pct(entry[metric])} (n={entry['n']})")
+            row.append("-" if entry is None else f"{pct(entry[metric])} (n={entry['n']})")
         rows.append(row)
     return _table(["method", *(label(v) for v in columns)], rows)
 
@@ -73,7 +73,7 @@ def render_markdown(results: EvalResults, plots: Sequence[Path] = ()) -> str:
              f"percentile bootstrap ({meta['resamples']} resamples, seed {meta['seed']}) for other means", "",
              "## Overall", ""]
     lines += _table(["method", "n", "exact match %", "BabiLong %", "truncated", "impossible"],
-                    [[e["method"], e["n"], _pct(e["exact_match"]), _pct(e["babilong"]), e["truncated"],
+                    [[e["method"], e["n"], pct(e["exact_match"]), pct(e["babilong"]), e["truncated"],
                       e["impossible"]] for e in summary["overall"]])
     regimes = {e["length"]: e["regime"] for e in summary["by_length"]}
     lines += ["## Length extrapolation", "", f"Lengths in tokens; meta-training lengths: {train}.", ""]
