@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perk_ray.cli import run_cli
-from perk_ray.errors import InputError
+from perk_ray.cli import parse_labelled_files, run_cli
 from perk_ray.evaluation.paired import compare_paired, load_examples
 from perk_ray.evaluation.report import pct
 
@@ -28,7 +27,7 @@ def main() -> int:
     parser.add_argument("a", help="LABEL=RESULTS_JSON")
     parser.add_argument("b", help="LABEL=RESULTS_JSON")
     args = parser.parse_args()
-    (label_a, path_a), (label_b, path_b) = (_labelled(item) for item in (args.a, args.b))
+    (label_a, path_a), (label_b, path_b) = parse_labelled_files([args.a, args.b], "RESULTS_JSON").items()
     comparisons = compare_paired(load_examples(path_a, args.method), load_examples(path_b, args.method), args.metric)
     lines = [f"# {label_a} against {label_b}: {args.method}, {args.metric} %, the same examples", "",
              f"| length | n | {label_a} [95% CI] | {label_b} [95% CI] | right only in A | right only in B | "
@@ -40,13 +39,6 @@ def main() -> int:
     print("\n".join(lines))
     print(f"wrote {args.output / 'paired.md'}")
     return 0
-
-
-def _labelled(item: str) -> tuple[str, Path]:
-    label, sep, path = item.rpartition("=")
-    if not sep or not label:
-        raise InputError(f"evaluation {item!r}: expected LABEL=RESULTS_JSON")
-    return label, Path(path)
 
 
 if __name__ == "__main__":

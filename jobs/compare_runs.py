@@ -13,24 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perk_ray.cli import run_cli
+from perk_ray.cli import parse_labelled_files, run_cli
 from perk_ray.errors import InputError
 from perk_ray.train.curves import dev_by_step, plot_run_comparison
-
-
-def parse_runs(items: list[str]) -> dict[str, Path]:
-    """LABEL=PATH pairs (the last '=' splits, so labels may hold '='), each an existing file, labels unique."""
-    runs: dict[str, Path] = {}
-    for item in items:
-        label, sep, path = item.rpartition("=")
-        if not sep or not label:
-            raise InputError(f"run {item!r}: expected LABEL=METRICS_FILE")
-        if label in runs:
-            raise InputError(f"run label {label!r} given twice")
-        if not Path(path).is_file():
-            raise InputError(f"run {label!r}: no such metrics file {path}")
-        runs[label] = Path(path)
-    return runs
 
 
 def main() -> int:
@@ -41,7 +26,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.dev_count < 1:
         raise InputError(f"--dev-count must be at least 1, got {args.dev_count}")
-    runs = parse_runs(args.runs)
+    runs = parse_labelled_files(args.runs, "METRICS_FILE")
     points = dev_by_step(runs, args.dev_count)
     lines = [f"# Dev exact match by meta-step ({args.dev_count} dev contexts, Wilson 95%)", "",
              "| run | step | dev exact match % [95% CI] | mean weighted inner loss before encoding since the last |",

@@ -6,9 +6,10 @@ import argparse
 import importlib.util
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from perk_ray.config import PerkConfig, load_config
-from perk_ray.errors import PerkError
+from perk_ray.errors import InputError, PerkError
 
 MAIN_PRESET = "smollm2-135m"
 
@@ -30,6 +31,24 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
 
 def config_from_arguments(args: argparse.Namespace, extra: list[str] | None = None) -> PerkConfig:
     return load_config(args.preset, [*args.overrides, *(extra or [])])
+
+
+def parse_labelled_files(items: list[str], what: str) -> dict[str, Path]:
+    """LABEL=PATH arguments (the last '=' splits, so labels may hold '='), each an existing file, labels unique.
+
+    ``what`` names the file in errors, e.g. "METRICS_FILE".
+    """
+    files: dict[str, Path] = {}
+    for item in items:
+        label, sep, path = item.rpartition("=")
+        if not sep or not label:
+            raise InputError(f"{item!r}: expected LABEL={what}")
+        if label in files:
+            raise InputError(f"label {label!r} given twice")
+        if not Path(path).is_file():
+            raise InputError(f"{label!r}: no such {what} {path}")
+        files[label] = Path(path)
+    return files
 
 
 def run_cli(main: Callable[[], int | None]) -> None:

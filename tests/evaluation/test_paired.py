@@ -48,4 +48,4 @@ def test_compare_answers_job_writes_the_table_and_refuses_bad_input(run_job, tmp
     assert code == 2 and "expected LABEL=RESULTS_JSON" in err
     code, _, err = run_job("compare_answers.py", "--output", tmp_path / "out", f"new={tmp_path / 'missing.json'}",
                            f"old={tmp_path / 'b.json'}")
-    assert code == 2 and "no such results file" in err
+    assert code == 2 and "no such RESULTS_JSON" in err
