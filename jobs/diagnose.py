@@ -63,6 +63,7 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="the evaluated records (Parquet/JSONL)")
     parser.add_argument("--tokenizer", default="smollm2-135m", help="tokenizer that chunked the context")
     parser.add_argument("--chunk-tokens", type=int, default=128, help="inner.chunk_tokens of the checkpoint")
+    parser.add_argument("--pack-segments", action="store_true", help="the checkpoint has inner.pack_segments=true")
     parser.add_argument("--metric", default="babilong", choices=("babilong", "exact_match"))
     parser.add_argument("--checkpoint", help="meta-checkpoint: also measure the fact signal by length")
     parser.add_argument("--signal-records", type=int, default=8, help="records per length for the fact signal")
@@ -92,9 +93,11 @@ def main() -> int:
 def write_layout(args: argparse.Namespace, records: list, output: Path) -> None:
     """The accuracy split by fact layout and the answers' sources, as layout.md and layout.json in ``output``."""
     rows = json.loads(args.results.read_text())["examples"]
-    table = accuracy_by_layout(rows, records, load_tokenizer(args.tokenizer), args.chunk_tokens, args.metric)
+    table = accuracy_by_layout(rows, records, load_tokenizer(args.tokenizer), args.chunk_tokens, args.metric,
+                               args.pack_segments)
     sources = answer_sources(rows, records)
-    lines = [f"# {args.metric} accuracy by where the person's moves fall ({args.chunk_tokens}-token chunks)", "",
+    chunking = f"{args.chunk_tokens}-token chunks" + (", segments packed" if args.pack_segments else "")
+    lines = [f"# {args.metric} accuracy by where the person's moves fall ({chunking})", "",
              "| method | length | layout | n | accuracy % [95% CI] |", "|---|---|---|---|---|"]
     lines += [f"| {e['method']} | {e['length']} | {e['layout']} | {e['n']} | {100 * e['accuracy']:.1f} "
               f"[{100 * e['low']:.1f}, {100 * e['high']:.1f}] |" for e in table]

@@ -1,4 +1,8 @@
-"""Context -> batch of fixed-length chunks ``doc_{i}: <chunk><eos>`` with the prefix masked, and their doc ids."""
+"""Context -> batch of fixed-length chunks ``doc_{i}: <chunk><eos>`` with the prefix masked, and their doc ids.
+
+A context is a list of segments (documents). Each segment is cut into chunks on its own, or, packed, the segments
+are joined in order and the stream is cut, so that one chunk can hold several segments in their order.
+"""
 
 from __future__ import annotations
 
@@ -79,6 +83,33 @@ def number_chunks(count: int, doc_ids: str, doc_id_range: int = 0,
     raise ValueError(f"doc_ids={doc_ids!r}: expected 'in_order', 'shuffled' or 'increasing'")
 
 
+def chunk_positions(lengths: Sequence[int], chunk_tokens: int,
+                    packed: bool = False) -> list[list[tuple[int, int]]]:
+    """(chunk row, index within the chunk) of every token of each segment, from the segments' token counts: each
+    segment cut on its own every ``chunk_tokens`` tokens, or (``packed``) the segments joined in order and cut."""
+    positions: list[list[tuple[int, int]]] = []
+    row, offset = 0, 0
+    for length in lengths:
+        if packed:
+            positions.append([divmod(offset + i, chunk_tokens) for i in range(length)])
+            offset += length
+        else:
+            positions.append([(row + i // chunk_tokens, i % chunk_tokens) for i in range(length)])
+            row += -(-length // chunk_tokens)
+    return positions
+
+
+def cut_chunks(segments: Sequence[list[int]], chunk_tokens: int, packed: bool = False) -> list[list[int]]:
+    """The token ids of each chunk, laid out as ``chunk_positions`` says."""
+    pieces: list[list[int]] = []
+    for ids, spans in zip(segments, chunk_positions([len(ids) for ids in segments], chunk_tokens, packed)):
+        for token, (row, _) in zip(ids, spans):
+            if row == len(pieces):
+                pieces.append([])
+            pieces[row].append(token)
+    return pieces
+
+
 def build_chunks(
     tokenizer: PreTrainedTokenizerBase,
     context: str | Sequence[str],
@@ -87,21 +118,21 @@ def build_chunks(
     doc_ids: str = "in_order",
     generator: torch.Generator | None = None,
     doc_id_range: int = 0,
+    packed: bool = False,
 ) -> ChunkBatch:
-    """Cut each segment into chunks of ``chunk_tokens`` tokens; chunk i becomes ``doc_{id}: <tokens><eos>``.
+    """Cut the context into chunks of ``chunk_tokens`` tokens (each segment alone, or the segments joined when
+    ``packed``); chunk i becomes ``doc_{id}: <tokens><eos>``.
 
     The loss covers the chunk tokens and the EOS, not the ``doc_{id}:`` prefix. The ids follow ``doc_ids``
     (``number_chunks``).
     """
-    pieces: list[list[int]] = []
-    total = 0
-    for ids in context_token_ids(tokenizer, context):
-        total += len(ids)
-        pieces.extend(ids[i : i + chunk_tokens] for i in range(0, len(ids), chunk_tokens))
+    segments = context_token_ids(tokenizer, context)
+    total = sum(len(ids) for ids in segments)
     if total > max_context_tokens:
         raise InputError(
             f"context has {total} tokens, over the limit inner.max_context_tokens={max_context_tokens}"
         )
+    pieces = cut_chunks(segments, chunk_tokens, packed)
     ids = number_chunks(len(pieces), doc_ids, doc_id_range, generator)
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     rows = []

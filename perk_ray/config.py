@@ -75,6 +75,9 @@ class InnerConfig(_Section):
     grad_clip: float | None = Field(None, gt=0,
                                     description="Inner global-norm clipping; None (official) clips nothing.")
     chunk_tokens: int = Field(128, ge=4)
+    pack_segments: bool = Field(
+        False, description="Join a context's segments in order before cutting it into chunk_tokens chunks (the "
+        "spec's fixed-length chunks: text order survives within a chunk); False cuts each segment (document) alone.")
     micro_batch_chunks: int = Field(4, ge=1, description="Chunks per micro-batch (gradient accumulation).")
     encode_micro_batch_chunks: int = Field(
         16, ge=1, description="Chunks per micro-batch when encoding at inference: no graph is kept across "

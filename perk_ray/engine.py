@@ -69,8 +69,8 @@ class PerkEngine:
     def _chunks(self, context: str | Sequence[str]) -> ChunkBatch:
         """The context's chunks as ``encode`` trains on them, on the model's device."""
         inner = self.cfg.inner
-        return build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens).to(
-            self.base.device)
+        return build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens,
+                            packed=inner.pack_segments).to(self.base.device)
 
     def encode(self, context: str | Sequence[str]) -> Memory:
         """Encode a context into a memory with K first-order inner steps (no graph kept, micro-batched)."""

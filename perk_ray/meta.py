@@ -106,7 +106,8 @@ def prepare_task(tokenizer, cfg: PerkConfig, context: str | Sequence[str], quest
     its question/answer pairs."""
     inner = cfg.inner
     chunks = build_chunks(tokenizer, context, inner.chunk_tokens, inner.max_context_tokens,
-                          inner.doc_ids if doc_ids is None else doc_ids, generator, inner.doc_id_range)
+                          inner.doc_ids if doc_ids is None else doc_ids, generator, inner.doc_id_range,
+                          packed=inner.pack_segments)
     qa = build_qa_batch(tokenizer, chunks.num_chunks, questions, answers, supports, cfg.outer.use_support)
     return PreparedTask(chunks, qa)
 

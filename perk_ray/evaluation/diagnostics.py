@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from perk_ray.chunking import build_chunks
+from perk_ray.chunking import build_chunks, chunk_positions
 from perk_ray.data import TaskRecord
 from perk_ray.data.babi import MOVE_VERBS
 from perk_ray.engine import PerkEngine
@@ -48,19 +48,22 @@ def _segment_tokens(record: TaskRecord, tokenizer: PreTrainedTokenizerBase) -> I
             yield text, tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
 
 
-def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int) -> str | None:
+def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
+                packed: bool = False) -> str | None:
     """One of LAYOUTS for a "Where is X?" record (None for other questions), chunked as ``build_chunks`` does:
-    each segment tokenised after one space and cut every ``chunk_tokens`` tokens."""
+    each segment tokenised after one space, then cut every ``chunk_tokens`` tokens (alone, or joined if ``packed``)."""
     match = WHERE_QUESTION.match(record.question.strip())
     if match is None:
         return None
     pattern = move_pattern(match.group(1))
+    segments = list(_segment_tokens(record, tokenizer))
+    positions = chunk_positions([len(offsets) for _, offsets in segments], chunk_tokens, packed)
     chunks = set()
     moves = 0
-    for index, (text, offsets) in enumerate(_segment_tokens(record, tokenizer)):
+    for (text, offsets), spans in zip(segments, positions):
         for found in pattern.finditer(text):
             token = next(i for i, (_, end) in enumerate(offsets) if end > found.start())
-            chunks.add((index, token // chunk_tokens))
+            chunks.add(spans[token][0])
             moves += 1
     if moves <= 1:
         return LAYOUTS[0]
@@ -69,7 +72,7 @@ def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_to
 
 def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRecord],
                        tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
-                       metric: str = "babilong") -> list[dict[str, Any]]:
+                       metric: str = "babilong", packed: bool = False) -> list[dict[str, Any]]:
     """Per (method, length, layout): n, accuracy and its Wilson 95% interval."""
     by_id = {r.id: r for r in records}
     layouts: dict[str, str | None] = {}
@@ -77,7 +80,7 @@ def accuracy_by_layout(rows: Sequence[dict[str, Any]], records: Sequence[TaskRec
     for row in rows:
         if row["id"] not in layouts:
             record = by_id.get(row["id"])
-            layouts[row["id"]] = fact_layout(record, tokenizer, chunk_tokens) if record else None
+            layouts[row["id"]] = fact_layout(record, tokenizer, chunk_tokens, packed) if record else None
         layout = layouts[row["id"]]
         if layout is not None and row.get(metric) is not None:
             groups[(row["method"], row["length"], layout)].append(float(row[metric]))
@@ -167,16 +170,17 @@ def answer_sources(rows: Sequence[dict[str, Any]], records: Sequence[TaskRecord]
     return table
 
 
-def _fact_positions(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
+def _fact_positions(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, packed: bool,
                     sentences: Sequence[str]) -> list[tuple[int, int]]:
-    """(chunk row, token index within the chunk's segment tokens) of every token of ``sentences`` in the context."""
-    positions, row = [], 0
-    for text, offsets in _segment_tokens(record, tokenizer):
+    """(chunk row, token index within the chunk's context tokens) of every token of ``sentences`` in the context."""
+    segments = list(_segment_tokens(record, tokenizer))
+    layout = chunk_positions([len(offsets) for _, offsets in segments], chunk_tokens, packed)
+    positions = []
+    for (text, offsets), spans in zip(segments, layout):
         for sentence in sentences:
             for found in re.finditer(re.escape(sentence.strip()), text):
                 tokens = [i for i, (start, end) in enumerate(offsets) if end > found.start() and start < found.end()]
-                positions += [(row + i // chunk_tokens, i % chunk_tokens) for i in tokens]
-        row += -(-len(offsets) // chunk_tokens)
+                positions += [spans[i] for i in tokens]
     return positions
 
 
@@ -187,11 +191,13 @@ def fact_signal(engine: PerkEngine, record: TaskRecord) -> dict[str, float]:
     weight on each (the weight of predicting a token comes from the hidden state at that token)."""
     inner = engine.cfg.inner
     tokenizer = engine.base.tokenizer
-    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens)
+    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens,
+                          packed=inner.pack_segments)
     chunks = chunks.to(engine.base.device)
     prefix = [len(tokenizer.encode(f"doc_{i}:", add_special_tokens=False)) for i in range(chunks.num_chunks)]
     fact = torch.zeros_like(chunks.loss_mask, dtype=torch.bool)
-    for row, index in _fact_positions(record, tokenizer, inner.chunk_tokens, record.support):
+    for row, index in _fact_positions(record, tokenizer, inner.chunk_tokens, inner.pack_segments,
+                                      record.support):
         fact[row, prefix[row] + index - 1] = True  # the position that predicts that token
     other = chunks.loss_mask.bool() & ~fact
     targets = torch.nn.functional.pad(chunks.input_ids[:, 1:], (0, 1))

@@ -107,7 +107,7 @@ class ClosedBookMethod:
         inner = self.engine.cfg.inner
         memory = self.engine.initial_memory()
         memory.num_chunks = build_chunks(self.engine.base.tokenizer, record.context, inner.chunk_tokens,
-                                         max_context_tokens=1 << 62).num_chunks
+                                         max_context_tokens=1 << 62, packed=inner.pack_segments).num_chunks
         prompt = question_prompt(memory.num_chunks, record.question)
         text, answer_s, answer_peak = measured(
             self.engine.base.device, lambda: self.engine.generate(memory, [prompt], self.max_new_tokens)[0])

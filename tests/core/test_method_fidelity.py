@@ -9,10 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perk_ray.chunking import build_chunks, number_chunks
+from perk_ray.chunking import build_chunks, chunk_positions, cut_chunks, number_chunks
 from perk_ray.config import load_config
+from perk_ray.engine import PerkEngine
 from perk_ray.inner_loop import InnerOptimizer, adapt
-from perk_ray.meta import MetaParams, build_outer_optimizer, build_qa_batch
+from perk_ray.meta import MetaParams, build_outer_optimizer, build_qa_batch, prepare_task
 from perk_ray.model import base_forward, load_tokenizer, lora_forward
 from perk_ray.prompts import question_prompt
 from perk_ray.weighting import ACTIVATIONS
@@ -107,6 +108,43 @@ def test_loss_mask_covers_exactly_the_segment_tokens_and_eos():
     # " abcdefghij" is 11 bytes -> 4 + 4 + 3; " xyz" -> 4; each chunk adds its EOS
     assert chunks.num_loss_tokens == 11 + 4 + 4
     assert chunks.num_context_tokens == 15
+
+
+def test_packed_segments_are_joined_in_order_then_cut():
+    tok = load_tokenizer("tiny")
+    segments = ["abcdefghij", "xyz", "klmnop"]
+    alone = build_chunks(tok, segments, chunk_tokens=8, max_context_tokens=100)
+    packed = build_chunks(tok, segments, chunk_tokens=8, max_context_tokens=100, packed=True)
+
+    def bodies(chunks):
+        return [tok.decode(row[: int(m.sum())]).split(":", 1)[1].removesuffix(tok.eos_token)
+                for row, m in zip(chunks.input_ids, chunks.attention_mask)]
+
+    # one token per byte, each segment after one space: 11 + 4 + 7 = 22 tokens
+    assert bodies(alone) == [" abcdefg", "hij", " xyz", " klmnop"]
+    assert bodies(packed) == [" abcdefg", "hij xyz ", "klmnop"]
+    assert packed.num_context_tokens == alone.num_context_tokens == 22
+    assert packed.num_loss_tokens == 22 + 3  # every context token and one EOS per chunk
+
+
+def test_chunk_positions_agree_with_the_cut():
+    lengths = [5, 1, 9, 3]
+    for packed in (False, True):
+        segments = [list(range(100 * s, 100 * s + n)) for s, n in enumerate(lengths)]
+        pieces = cut_chunks(segments, 4, packed)
+        for ids, spans in zip(segments, chunk_positions(lengths, 4, packed)):
+            assert [pieces[row][index] for row, index in spans] == ids
+    assert [len(p) for p in cut_chunks([[0] * n for n in lengths], 4, packed=True)] == [4, 4, 4, 4, 2]
+
+
+def test_pack_segments_reaches_meta_training_and_encoding():
+    segments = ["Mary went to the hall.", "John is in the den."]  # 23 + 20 tokens with the leading spaces
+    for packed, chunks in (("false", 4), ("true", 3)):  # 16+7, 16+4 alone; 16+16+11 packed
+        cfg = tiny_config("inner.chunk_tokens=16", f"inner.pack_segments={packed}")
+        task = prepare_task(load_tokenizer("tiny"), cfg, segments, ["Where is Mary?"], ["kitchen"])
+        base = tiny_base(cfg)
+        engine = PerkEngine(cfg, base, MetaParams.from_base(base, cfg))
+        assert task.chunks.num_chunks == engine.encode(segments).num_chunks == chunks
 
 
 def _doc_ids(tok, chunks) -> list[int]:

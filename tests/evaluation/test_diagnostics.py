@@ -26,6 +26,12 @@ def test_fact_layout(context, layout):
     assert fact_layout(_record("r", context), load_tokenizer("tiny"), chunk_tokens=64) == layout
 
 
+def test_fact_layout_with_packed_segments():
+    context = ["Mary went to the kitchen.", "Mary journeyed to the hallway."]  # 26 + 31 tokens
+    assert fact_layout(_record("r", context), load_tokenizer("tiny"), 64, packed=True) == "moves in one chunk"
+    assert fact_layout(_record("r", context), load_tokenizer("tiny"), 16, packed=True) == "moves across chunks"
+
+
 def test_non_location_questions_have_no_layout():
     record = TaskRecord(id="r", task="kv-recall", context=["x"], question="What is the code of fig?", answer=["2"])
     assert fact_layout(record, load_tokenizer("tiny"), 64) is None
