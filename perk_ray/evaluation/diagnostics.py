@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -40,12 +40,18 @@ def move_pattern(name: str | None) -> re.Pattern[str]:
     return re.compile(rf"\b{who} (?:{verbs}) the (\w+)\.")
 
 
-def _segment_tokens(record: TaskRecord, tokenizer: PreTrainedTokenizerBase) -> Iterator[tuple[str, list]]:
-    """Each non-empty segment as ``build_chunks`` tokenises it (after one space): its text and token offsets."""
+def _segment_tokens(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
+                    packed: bool) -> list[tuple[str, list, list[tuple[int, int]]]]:
+    """Each non-empty segment as ``build_chunks`` tokenises and cuts it (after one space): its text, its token
+    offsets and each token's (chunk row, index within the chunk)."""
+    segments = []
     for segment in record.context:
         if segment.strip():
             text = " " + segment.strip()
-            yield text, tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            segments.append((text, offsets))
+    layout = chunk_positions([len(offsets) for _, offsets in segments], chunk_tokens, packed)
+    return [(text, offsets, spans) for (text, offsets), spans in zip(segments, layout)]
 
 
 def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int,
@@ -56,11 +62,9 @@ def fact_layout(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_to
     if match is None:
         return None
     pattern = move_pattern(match.group(1))
-    segments = list(_segment_tokens(record, tokenizer))
-    positions = chunk_positions([len(offsets) for _, offsets in segments], chunk_tokens, packed)
     chunks = set()
     moves = 0
-    for (text, offsets), spans in zip(segments, positions):
+    for text, offsets, spans in _segment_tokens(record, tokenizer, chunk_tokens, packed):
         for found in pattern.finditer(text):
             token = next(i for i, (_, end) in enumerate(offsets) if end > found.start())
             chunks.add(spans[token][0])
@@ -173,10 +177,8 @@ def answer_sources(rows: Sequence[dict[str, Any]], records: Sequence[TaskRecord]
 def _fact_positions(record: TaskRecord, tokenizer: PreTrainedTokenizerBase, chunk_tokens: int, packed: bool,
                     sentences: Sequence[str]) -> list[tuple[int, int]]:
     """(chunk row, token index within the chunk's context tokens) of every token of ``sentences`` in the context."""
-    segments = list(_segment_tokens(record, tokenizer))
-    layout = chunk_positions([len(offsets) for _, offsets in segments], chunk_tokens, packed)
     positions = []
-    for (text, offsets), spans in zip(segments, layout):
+    for text, offsets, spans in _segment_tokens(record, tokenizer, chunk_tokens, packed):
         for sentence in sentences:
             for found in re.finditer(re.escape(sentence.strip()), text):
                 tokens = [i for i, (start, end) in enumerate(offsets) if end > found.start() and start < found.end()]
