@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
+from perk_ray.config import InnerConfig
 from perk_ray.errors import InputError
 
 
@@ -150,3 +151,14 @@ def build_chunks(
         # position t predicts token t+1: targets are the chunk tokens and the EOS at prefix_len .. len-1
         loss_mask[row, prefix_len - 1 : len(ids) - 1] = 1.0
     return ChunkBatch(input_ids, attention_mask, loss_mask, total)
+
+
+def chunk_context(tokenizer: PreTrainedTokenizerBase, context: str | Sequence[str], inner: InnerConfig,
+                  doc_ids: str = "in_order", generator: torch.Generator | None = None,
+                  max_context_tokens: int | None = None) -> ChunkBatch:
+    """The context's chunks laid out as ``inner`` says (chunk length, packing, token limit, id range): the one way
+    training, encoding, baselines and diagnostics chunk a context, so they cannot disagree. Ids are in order, as at
+    inference, unless ``doc_ids`` says otherwise; ``max_context_tokens`` overrides ``inner``'s limit."""
+    limit = inner.max_context_tokens if max_context_tokens is None else max_context_tokens
+    return build_chunks(tokenizer, context, inner.chunk_tokens, limit, doc_ids, generator, inner.doc_id_range,
+                        packed=inner.pack_segments)

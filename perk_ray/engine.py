@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from perk_ray.checkpoint import export_memory, load_meta_params, read_checkpoint_info
-from perk_ray.chunking import ChunkBatch, build_chunks
+from perk_ray.chunking import ChunkBatch, chunk_context
 from perk_ray.config import PerkConfig, apply_overrides, build_config
 from perk_ray.errors import InputError
 from perk_ray.generation import greedy_generate
@@ -68,9 +68,7 @@ class PerkEngine:
 
     def _chunks(self, context: str | Sequence[str]) -> ChunkBatch:
         """The context's chunks as ``encode`` trains on them, on the model's device."""
-        inner = self.cfg.inner
-        return build_chunks(self.base.tokenizer, context, inner.chunk_tokens, inner.max_context_tokens,
-                            packed=inner.pack_segments).to(self.base.device)
+        return chunk_context(self.base.tokenizer, context, self.cfg.inner).to(self.base.device)
 
     def encode(self, context: str | Sequence[str]) -> Memory:
         """Encode a context into a memory with K first-order inner steps (no graph kept, micro-batched)."""

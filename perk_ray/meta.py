@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from perk_ray.chunking import ChunkBatch, build_chunks
+from perk_ray.chunking import ChunkBatch, chunk_context
 from perk_ray.config import PerkConfig
 from perk_ray.inner_loop import GradReduce, InnerResult, _float_logits, adapt
 from perk_ray.model import BaseModel, current_lora_params, lora_forward
@@ -105,9 +105,7 @@ def prepare_task(tokenizer, cfg: PerkConfig, context: str | Sequence[str], quest
     """Tokenise a training context into chunks (doc ids numbered as ``inner.doc_ids``, or ``doc_ids`` when given) and
     its question/answer pairs."""
     inner = cfg.inner
-    chunks = build_chunks(tokenizer, context, inner.chunk_tokens, inner.max_context_tokens,
-                          inner.doc_ids if doc_ids is None else doc_ids, generator, inner.doc_id_range,
-                          packed=inner.pack_segments)
+    chunks = chunk_context(tokenizer, context, inner, inner.doc_ids if doc_ids is None else doc_ids, generator)
     qa = build_qa_batch(tokenizer, chunks.num_chunks, questions, answers, supports, cfg.outer.use_support)
     return PreparedTask(chunks, qa)
 

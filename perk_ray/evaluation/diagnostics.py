@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from perk_ray.chunking import build_chunks, chunk_positions
+from perk_ray.chunking import chunk_context, chunk_positions
 from perk_ray.data import TaskRecord
 from perk_ray.data.babi import MOVE_VERBS
 from perk_ray.engine import PerkEngine
@@ -193,9 +193,7 @@ def fact_signal(engine: PerkEngine, record: TaskRecord) -> dict[str, float]:
     weight on each (the weight of predicting a token comes from the hidden state at that token)."""
     inner = engine.cfg.inner
     tokenizer = engine.base.tokenizer
-    chunks = build_chunks(tokenizer, record.context, inner.chunk_tokens, inner.max_context_tokens,
-                          packed=inner.pack_segments)
-    chunks = chunks.to(engine.base.device)
+    chunks = chunk_context(tokenizer, record.context, inner).to(engine.base.device)
     prefix = [len(tokenizer.encode(f"doc_{i}:", add_special_tokens=False)) for i in range(chunks.num_chunks)]
     fact = torch.zeros_like(chunks.loss_mask, dtype=torch.bool)
     for row, index in _fact_positions(record, tokenizer, inner.chunk_tokens, inner.pack_segments,

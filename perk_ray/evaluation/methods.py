@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 
 from torch import Tensor
 
-from perk_ray.chunking import build_chunks
+from perk_ray.chunking import chunk_context
 from perk_ray.config import PerkConfig, apply_overrides, build_config
 from perk_ray.data.schema import TaskRecord
 from perk_ray.engine import Memory, PerkEngine
@@ -104,10 +104,9 @@ class ClosedBookMethod:
     name: str = "closed-book"
 
     def run(self, record: TaskRecord) -> Outcome:
-        inner = self.engine.cfg.inner
         memory = self.engine.initial_memory()
-        memory.num_chunks = build_chunks(self.engine.base.tokenizer, record.context, inner.chunk_tokens,
-                                         max_context_tokens=1 << 62, packed=inner.pack_segments).num_chunks
+        memory.num_chunks = chunk_context(self.engine.base.tokenizer, record.context, self.engine.cfg.inner,
+                                          max_context_tokens=1 << 62).num_chunks
         prompt = question_prompt(memory.num_chunks, record.question)
         text, answer_s, answer_peak = measured(
             self.engine.base.device, lambda: self.engine.generate(memory, [prompt], self.max_new_tokens)[0])

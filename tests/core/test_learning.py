@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perk_ray.chunking import build_chunks
+from perk_ray.chunking import chunk_context
 from perk_ray.engine import PerkEngine
 from perk_ray.evaluation.metrics import exact_match
 from tests.conftest import kv_records
@@ -13,14 +13,12 @@ from tests.conftest import kv_records
 
 def _accuracy(engine: PerkEngine, records: list[dict], encode: bool) -> float:
     correct = 0
-    inner = engine.cfg.inner
     for record in records:
         if encode:
             memory = engine.encode(record["context"])
         else:  # same prompt (document count), un-adapted initialisation
             memory = engine.initial_memory()
-            memory.num_chunks = build_chunks(engine.base.tokenizer, record["context"], inner.chunk_tokens,
-                                             inner.max_context_tokens).num_chunks
+            memory.num_chunks = chunk_context(engine.base.tokenizer, record["context"], engine.cfg.inner).num_chunks
         correct += exact_match(engine.answer(memory, [record["question"]], max_new_tokens=8)[0], record["answer"])
     return correct / len(records)
 

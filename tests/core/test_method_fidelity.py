@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from perk_ray.chunking import build_chunks, chunk_positions, cut_chunks, number_chunks
+from perk_ray.chunking import build_chunks, chunk_context, chunk_positions, cut_chunks, number_chunks
 from perk_ray.config import load_config
 from perk_ray.engine import PerkEngine
+from perk_ray.errors import InputError
 from perk_ray.inner_loop import InnerOptimizer, adapt
 from perk_ray.meta import MetaParams, build_outer_optimizer, build_qa_batch, prepare_task
 from perk_ray.model import base_forward, load_tokenizer, lora_forward
@@ -145,6 +146,17 @@ def test_pack_segments_reaches_meta_training_and_encoding():
         base = tiny_base(cfg)
         engine = PerkEngine(cfg, base, MetaParams.from_base(base, cfg))
         assert task.chunks.num_chunks == engine.encode(segments).num_chunks == chunks
+
+
+def test_chunk_context_takes_layout_and_limit_from_the_inner_config():
+    segments = ["Mary went to the hall.", "John is in the den."]  # 43 tokens
+    cfg = tiny_config("inner.chunk_tokens=16", "inner.pack_segments=true", "inner.max_context_tokens=40")
+    tok = load_tokenizer("tiny")
+    with pytest.raises(InputError, match=r"43 tokens, over the limit inner.max_context_tokens=40"):
+        chunk_context(tok, segments, cfg.inner)
+    chunks = chunk_context(tok, segments, cfg.inner, max_context_tokens=1000)
+    reference = build_chunks(tok, segments, 16, 1000, packed=True)
+    assert chunks.num_chunks == 3 and torch.equal(chunks.input_ids, reference.input_ids)
 
 
 def _doc_ids(tok, chunks) -> list[int]:
